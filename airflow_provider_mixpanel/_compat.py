@@ -1,0 +1,21 @@
+"""The one place that knows Airflow 2.11 from 3.x import paths."""
+
+from __future__ import annotations
+
+try:  # Airflow 3.1+
+    from airflow.sdk import BaseHook, BaseOperator
+except ImportError:  # Airflow 2.11
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+    from airflow.models import BaseOperator  # type: ignore[no-redef]
+
+try:  # Airflow 3
+    from airflow.sdk.log import mask_secret
+except ImportError:  # Airflow 2.11
+    from airflow.utils.log.secrets_masker import mask_secret  # type: ignore[no-redef]
+
+try:
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+except ImportError:  # pragma: no cover
+    AirflowProviderDeprecationWarning = DeprecationWarning  # type: ignore[misc,assignment]
+
+__all__ = ["AirflowProviderDeprecationWarning", "BaseHook", "BaseOperator", "mask_secret"]

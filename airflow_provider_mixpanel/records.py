@@ -1,0 +1,88 @@
+"""The normalized record formats, defined once: pure functions, no I/O.
+
+Event: ``event_name``, ``event_time`` (timezone-aware UTC ``datetime``), ``distinct_id``,
+``insert_id`` and ``properties`` (every other property, untouched). Profile: ``distinct_id``,
+``last_seen`` (the string as given, or ``None``) and ``properties`` (without ``$last_seen``).
+The input record is never modified.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
+
+EVENT_RESERVED_PROPERTIES = ("distinct_id", "time", "$insert_id")
+PROFILE_RESERVED_PROPERTIES = ("$last_seen",)
+
+# Namespace of the deterministic insert ids given to events that have no $insert_id: the same
+# record always gets the same id, so re-runs stay idempotent downstream. Never change it.
+INSERT_ID_NAMESPACE = uuid.UUID("5d0b1f5e-3c4a-5e8a-9a51-6d6978706e6c")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def normalize_event(
+    record: dict[str, Any], *, time_in_ms: bool = False, project_timezone: str | tzinfo | None = None
+) -> dict[str, Any]:
+    """Turn a raw export line ``{"event": ..., "properties": {...}}`` into the normalized event.
+
+    :param record: the export line as parsed.
+    :param time_in_ms: the export was requested with ``time_in_ms``, so ``time`` is milliseconds.
+    :param project_timezone: for projects created before 2023, whose ``time`` is the project's
+        local wall-clock time written as if it were UTC: the IANA zone (``"America/New_York"``)
+        that turns it into the true UTC instant. ``None`` reads ``time`` as UTC.
+    """
+    properties = dict(record.get("properties") or {})
+    distinct_id = properties.pop("distinct_id", "")
+    event_time = _event_time(properties.pop("time", 0), time_in_ms, project_timezone, record)
+    insert_id = properties.pop("$insert_id", None)
+    if insert_id is None:
+        insert_id = deterministic_insert_id(record)
+    return {
+        "event_name": record.get("event", ""),
+        "event_time": event_time,
+        "distinct_id": distinct_id,
+        "insert_id": insert_id,
+        "properties": properties,
+    }
+
+
+def normalize_profile(record: dict[str, Any]) -> dict[str, Any]:
+    """Turn a raw engage result ``{"$distinct_id": ..., "$properties": {...}}`` into the normalized
+    profile. ``distinct_id`` is kept as given (the API may send an integer)."""
+    properties = dict(record.get("$properties") or {})
+    last_seen = properties.pop("$last_seen", None)
+    return {"distinct_id": record.get("$distinct_id", ""), "last_seen": last_seen, "properties": properties}
+
+
+def deterministic_insert_id(record: dict[str, Any]) -> str:
+    """A UUID derived from the whole record's content: equal records get equal ids."""
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return str(uuid.uuid5(INSERT_ID_NAMESPACE, canonical))
+
+
+def _event_time(value: Any, time_in_ms: bool, project_timezone: str | tzinfo | None, record: dict) -> datetime:
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise TypeError(type(value).__name__)
+        if isinstance(value, str):
+            value = float(value) if any(c in value for c in ".eE") else int(value)
+        if not time_in_ms:
+            moment = datetime.fromtimestamp(value, UTC)
+        else:  # timedelta keeps integer milliseconds exact, where value / 1000 could round
+            moment = _EPOCH + timedelta(milliseconds=value)
+    except (TypeError, ValueError, OverflowError, OSError) as err:
+        hint = "" if time_in_ms else " If the export was requested with time_in_ms, pass time_in_ms=True."
+        raise MixpanelMalformedRecordError(
+            f"Event {record.get('event')!r} has a 'time' property that is not a Unix timestamp in "
+            f"{'milliseconds' if time_in_ms else 'seconds'}: {value!r} ({err}).{hint}"
+        ) from None
+    if project_timezone is not None:
+        zone = ZoneInfo(project_timezone) if isinstance(project_timezone, str) else project_timezone
+        moment = moment.replace(tzinfo=zone).astimezone(UTC)
+    return moment

@@ -1,0 +1,135 @@
+"""Deterministic synthetic Mixpanel data: export lines and engage profiles of any size.
+
+Lines are rendered from pre-built byte templates so the server can produce hundreds of thousands of
+events per second; the same (day, index) always gives the same bytes. The properties deliberately
+include non-ASCII text, a U+2028 inside a string (a line splitter that breaks there corrupts the
+record), nested objects, lists and numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+EVENT_NAMES = ("Page View", "Sign Up", "Purchase", "Add To Cart", "Search")
+CITIES = ("São Paulo", "Zürich", "東京", "Kraków", "New York", "Montréal", "İstanbul", "Lagos")
+PLANS = ("free", "pro", "enterprise")
+
+_SENTINEL_TIME = 1_111_111_111
+_SENTINEL_ID = "@@ID@@"
+_SENTINEL_INSERT = "@@INSERT@@"
+_SENTINEL_PROCESSED = 2_222_222_222_222
+_SENTINEL_AMOUNT = 333.25
+
+
+def _event_template(name: str, city: str, plan: str, *, ascii_escape: bool) -> bytes:
+    """A printf-style bytes template for one event; the sentinels become %d / %s slots."""
+    record = {
+        "event": name,
+        "properties": {
+            "time": _SENTINEL_TIME,
+            "distinct_id": _SENTINEL_ID,
+            "$insert_id": _SENTINEL_INSERT,
+            "mp_processing_time_ms": _SENTINEL_PROCESSED,
+            "$browser": "Chrome",
+            "$browser_version": 131,
+            "$city": city,
+            "$region": "Región Metropolitana",
+            "mp_country_code": "BR",
+            "$current_url": "https://shop.example.com/products/42?utm_source=newsletter&utm_medium=email",
+            "$initial_referrer": "$direct",
+            "$os": "Mac OS X",
+            "$screen_height": 1117,
+            "$screen_width": 1728,
+            "mp_lib": "web",
+            "$lib_version": "2.55.1",
+            "plan": plan,
+            "amount": _SENTINEL_AMOUNT,
+            "is_trial": plan == "free",
+            "coupon": None,
+            "title": "Summer sale – 20% off\u2028second line",
+            "items": [{"sku": "SKU-1", "qty": 2, "price": 19.99}, {"sku": "SKU-7", "qty": 1, "price": 5.0}],
+            "experiment": {"id": "exp-checkout-v2", "variant": "B", "weights": [0.5, 0.5]},
+            "tags": ["returning", "mobile-web", "näive"],
+        },
+    }
+    text = json.dumps(record, ensure_ascii=ascii_escape, separators=(",", ":"))
+    text = text.replace("%", "%%")
+    text = text.replace(str(_SENTINEL_TIME), "%d", 1)
+    text = text.replace(f'"{_SENTINEL_ID}"', '"%s"', 1)
+    text = text.replace(f'"{_SENTINEL_INSERT}"', '"%s"', 1)
+    text = text.replace(str(_SENTINEL_PROCESSED), "%d", 1)
+    text = text.replace(str(_SENTINEL_AMOUNT), "%d.%02d", 1)
+    return (text + "\n").encode("utf-8")
+
+
+class SyntheticEvents:
+    """Deterministic export lines: ``events_per_day`` events each UTC day, spread over the day.
+
+    :param events_per_day: how many events each day holds.
+    :param ascii_escape: write non-ASCII as ``\\uXXXX`` escapes instead of raw UTF-8.
+    """
+
+    def __init__(self, events_per_day: int = 100, *, ascii_escape: bool = False):
+        self.events_per_day = events_per_day
+        self._templates = [
+            (name, _event_template(name, CITIES[i % len(CITIES)], PLANS[i % len(PLANS)], ascii_escape=ascii_escape))
+            for i, name in enumerate(EVENT_NAMES)
+        ]
+
+    def day_lines(
+        self, day: date, *, names: frozenset[str] | None = None, time_in_ms: bool = False
+    ) -> Iterator[bytes]:
+        """The lines of one day, each ending in ``\\n``."""
+        n = self.events_per_day
+        if n <= 0:
+            return
+        start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+        ordinal = day.toordinal()
+        templates = self._templates
+        count = len(templates)
+        step = 86_400_000 // n  # milliseconds between events
+        for i in range(n):
+            name, template = templates[i % count]
+            if names is not None and name not in names:
+                continue
+            offset_ms = i * step
+            when = start * 1000 + offset_ms if time_in_ms else start + offset_ms // 1000
+            yield template % (
+                when,
+                b"user-%d" % ((i * 7919 + ordinal) % 50_000),
+                b"%07d-%08d" % (ordinal, i),
+                start * 1000 + offset_ms + 1500,
+                i % 1000,
+                i % 100,
+            )
+
+    def day_count(self, *, names: frozenset[str] | None = None) -> int:
+        """How many events one day holds (with the optional event-name filter)."""
+        if names is None:
+            return self.events_per_day
+        count = len(self._templates)
+        return sum(1 for i in range(self.events_per_day) if self._templates[i % count][0] in names)
+
+
+def synthetic_profile(index: int, *, group: bool = False) -> dict:
+    """One deterministic engage result."""
+    city = CITIES[index % len(CITIES)]
+    if group:
+        return {
+            "$distinct_id": f"company-{index}",
+            "$properties": {"$name": f"Company {index}", "$city": city, "employees": 10 + index % 500},
+        }
+    return {
+        "$distinct_id": f"user-{index}",
+        "$properties": {
+            "$last_seen": f"2024-01-{1 + index % 28:02d}T10:{index % 60:02d}:00",
+            "$name": f"Üser {index}",
+            "$email": f"user{index}@example.com",
+            "$city": city,
+            "plan": PLANS[index % len(PLANS)],
+            "lifetime_value": round(index * 1.25, 2),
+            "tags": ["beta"] if index % 5 == 0 else [],
+        },
+    }
