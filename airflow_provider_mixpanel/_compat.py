@@ -5,7 +5,7 @@ from __future__ import annotations
 try:  # Airflow 3.1+
     from airflow.sdk import BaseHook, BaseOperator
 except ImportError:  # Airflow 2.11
-    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
     from airflow.models import BaseOperator  # type: ignore[no-redef]
 
 try:  # Airflow 3

@@ -324,9 +324,7 @@ class MixpanelClient:
             params["workspace_id"] = self.workspace_id
         return params
 
-    def _send(
-        self, method: str, url: str, what: str, attempt: int, **kwargs: Any
-    ) -> tuple[requests.Response, int]:
+    def _send(self, method: str, url: str, what: str, attempt: int, **kwargs: Any) -> tuple[requests.Response, int]:
         """Send one request, retrying 429, 5xx and connection errors; return a 2xx response and
         the attempts used so far."""
         headers = {"Accept-Encoding": "gzip"} if kwargs.get("stream") else None
@@ -400,7 +398,7 @@ class MixpanelClient:
         error_class: type[MixpanelError], message: str, retry_after: float | None, cause: BaseException | None
     ) -> NoReturn:
         if error_class is MixpanelRateLimitError:
-            raise MixpanelRateLimitError(message, status_code=429, retry_after=retry_after) from cause
+            raise MixpanelRateLimitError(message, http_status=429, retry_after=retry_after) from cause
         raise error_class(message) from cause
 
     def _error_for(self, response: requests.Response, what: str) -> MixpanelError:
@@ -410,12 +408,10 @@ class MixpanelClient:
         said = f" Mixpanel said: {api_message!r}." if api_message else ""
         project = f"project {self.project_id}" if self.project_id is not None else "the project"
         lowered = (api_message or "").lower()
-        kwargs: dict[str, Any] = {"status_code": status, "api_message": api_message}
+        kwargs: dict[str, Any] = {"http_status": status, "api_message": api_message}
         if status == 429:
             retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-            return MixpanelRateLimitError(
-                f"Rate limited (429).{said}", retry_after=retry_after, **kwargs
-            )
+            return MixpanelRateLimitError(f"Rate limited (429).{said}", retry_after=retry_after, **kwargs)
         if status >= 500:
             return MixpanelServerError(f"Mixpanel server error {status}.{said}", **kwargs)
         if status == 401 or (status == 400 and "unable to authenticate" in lowered):

@@ -17,14 +17,14 @@ class MixpanelError(_Base):
     """Base class of every error raised by this package.
 
     :param message: what went wrong and what to do about it.
-    :param status_code: the HTTP status Mixpanel answered with, when there was one.
+    :param http_status: the HTTP status Mixpanel answered with, when there was one.
     :param api_message: Mixpanel's own ``error`` text, when it sent one.
     """
 
-    def __init__(self, message: str, *, status_code: int | None = None, api_message: str | None = None):
+    def __init__(self, message: str, *, http_status: int | None = None, api_message: str | None = None):
         super().__init__(message)
         self.message = message
-        self.status_code = status_code
+        self.http_status = http_status
         self.api_message = api_message
 
     def __str__(self) -> str:

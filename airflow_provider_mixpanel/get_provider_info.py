@@ -24,9 +24,7 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": [
-            {"integration-name": MIXPANEL, "python-modules": ["airflow_provider_mixpanel.hooks.mixpanel"]}
-        ],
+        "hooks": [{"integration-name": MIXPANEL, "python-modules": ["airflow_provider_mixpanel.hooks.mixpanel"]}],
         "transfers": [
             {
                 "source-integration-name": MIXPANEL,

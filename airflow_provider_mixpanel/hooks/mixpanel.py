@@ -274,9 +274,7 @@ class MixpanelHook(BaseHook):
         except Exception as err:
             return False, f"{type(err).__name__}: {err}"
         who = f"service account {settings.username!r}" if settings.username else "a legacy project secret"
-        return True, (
-            f"Connected to Mixpanel project {settings.project_id} in region {settings.region!r} as {who}."
-        )
+        return True, (f"Connected to Mixpanel project {settings.project_id} in region {settings.region!r} as {who}.")
 
 
 def settings_from_connection(
@@ -304,7 +302,7 @@ def settings_from_connection(
     if username is not None and project_id is None:
         raise MixpanelConfigError(
             f"The {where} has no extra 'project_id': set it to the numeric Mixpanel project id "
-            "(Project Settings > Overview), e.g. {\"project_id\": 123456}."
+            '(Project Settings > Overview), e.g. {"project_id": 123456}.'
         )
     region_value = _extra(extra, "region")
     region = str(region_value).strip().lower() if region_value is not None else "us"

@@ -78,9 +78,7 @@ class SyntheticEvents:
             for i, name in enumerate(EVENT_NAMES)
         ]
 
-    def day_lines(
-        self, day: date, *, names: frozenset[str] | None = None, time_in_ms: bool = False
-    ) -> Iterator[bytes]:
+    def day_lines(self, day: date, *, names: frozenset[str] | None = None, time_in_ms: bool = False) -> Iterator[bytes]:
         """The lines of one day, each ending in ``\\n``."""
         n = self.events_per_day
         if n <= 0:

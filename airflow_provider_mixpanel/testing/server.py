@@ -14,6 +14,7 @@ chunked, gzipped above 1400 bytes like Mixpanel, never built whole in memory) an
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import secrets
 import socket
@@ -137,7 +138,12 @@ class MixpanelTestServer:
 
     def start(self) -> MixpanelTestServer:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._httpd.serve_forever, name="mixpanel-test-server", daemon=True)
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="mixpanel-test-server",
+                daemon=True,
+            )
             self._thread.start()
         return self
 
@@ -245,10 +251,17 @@ class _Handler(BaseHTTPRequestHandler):
             body = self.rfile.read(length)
             form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()}
         user, password = self._basic_auth()
-        endpoint = "export" if split.path == "/api/2.0/export" else "engage" if split.path in (
-            "/api/query/engage",
-            "/api/2.0/engage",
-        ) else None
+        endpoint = (
+            "export"
+            if split.path == "/api/2.0/export"
+            else "engage"
+            if split.path
+            in (
+                "/api/query/engage",
+                "/api/2.0/engage",
+            )
+            else None
+        )
         record = RecordedRequest(self.command, split.path, params, form, user)
         with owner._lock:
             owner.requests.append(record)
@@ -270,10 +283,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._engage(owner, {**params, **form})
         except _DropConnection:
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 

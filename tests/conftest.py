@@ -1,0 +1,49 @@
+"""Test setup: an isolated AIRFLOW_HOME, no network but 127.0.0.1, and shared fixtures."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Set before Airflow is imported anywhere: a throwaway home, no example DAGs, and cloud SDKs that
+# never look for metadata servers or real credentials.
+_HOME = tempfile.mkdtemp(prefix="airflow-home-")
+os.environ["AIRFLOW_HOME"] = _HOME
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+os.environ["GCE_METADATA_HOST"] = "127.0.0.1:9"
+os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
+os.environ.pop("AIRFLOW_CONN_MIXPANEL_DEFAULT", None)
+
+import pytest  # noqa: E402
+
+from airflow_provider_mixpanel.testing.server import MixpanelTestServer  # noqa: E402
+
+SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "samples"
+
+pytest_plugins = ["airflow_provider_mixpanel.testing.fixtures"]
+
+
+@pytest.fixture
+def samples() -> Path:
+    return SAMPLES
+
+
+@pytest.fixture
+def make_server():
+    """Start MixpanelTestServers with custom settings; all are stopped after the test."""
+    started: list[MixpanelTestServer] = []
+
+    def start(**config) -> MixpanelTestServer:
+        server = MixpanelTestServer(**config).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import json
+import zlib
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from airflow_provider_mixpanel.jsonl import split_lines
+
+# Characters that str.splitlines() treats as line breaks but JSON allows raw inside strings.
+TRICKY = "\u2028\u2029\u0085\x1c\x1d\x1e\r"
+
+json_strings = st.text(alphabet=st.sampled_from(list(TRICKY) + list('aé東😀 "\\\t')), max_size=40)
+records = st.builds(
+    lambda name, value, n: {"event": name, "properties": {"title": value, "n": n}},
+    json_strings,
+    json_strings,
+    st.integers(),
+)
+
+
+def _cut(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    pieces, start = [], 0
+    for point in points:
+        pieces.append(data[start:point])
+        start = point
+    pieces.append(data[start:])
+    return pieces
+
+
+def test_splits_on_newline_only():
+    data = '{"t":"a\u2028b\u2029c\u0085d\x1ce\x1df\x1eg"}\n{"t":"x"}\n'.encode()
+    assert list(split_lines([data])) == data.split(b"\n")[:2]
+
+
+def test_line_spanning_many_chunks_is_joined():
+    assert list(split_lines([b"ab", b"c", b"d\ne", b"f"])) == [b"abcd", b"ef"]
+
+
+def test_empty_lines_and_empty_chunks_are_skipped():
+    assert list(split_lines([b"", b"\n\n", b"a\n", b"", b"\nb\n\n"])) == [b"a", b"b"]
+
+
+def test_last_line_without_newline_is_kept():
+    assert list(split_lines([b"a\nb"])) == [b"a", b"b"]
+
+
+def test_empty_body_has_no_lines():
+    assert list(split_lines([])) == []
+    assert list(split_lines([b""])) == []
+
+
+def test_very_long_line_in_small_chunks():
+    line = b"x" * 2_000_000
+    chunks = [line[i : i + 1000] for i in range(0, len(line), 1000)] + [b"\nend"]
+    assert list(split_lines(chunks)) == [line, b"end"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(records, max_size=20), st.lists(st.integers(min_value=0), max_size=30), st.booleans())
+def test_any_chunking_gives_back_every_record(items, cuts, ensure_ascii):
+    data = b"".join(json.dumps(r, ensure_ascii=ensure_ascii).encode() + b"\n" for r in items)
+    lines = list(split_lines(_cut(data, cuts)))
+    assert [json.loads(line) for line in lines] == items, "a record was split or merged"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(records, min_size=1, max_size=20), st.lists(st.integers(min_value=0), max_size=30))
+def test_any_gzip_chunking_gives_back_every_record(items, cuts):
+    data = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in items)
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    compressed = compressor.compress(data) + compressor.flush()
+    decompressor = zlib.decompressobj(31)
+    chunks = [decompressor.decompress(piece) for piece in _cut(compressed, cuts)]
+    assert decompressor.eof
+    assert [json.loads(line) for line in split_lines(chunks)] == items
