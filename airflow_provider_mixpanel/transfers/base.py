@@ -1,0 +1,495 @@
+"""The shared base of the Mixpanel-to-object-storage operators.
+
+It owns what both operators do the same way: argument checks, date windows, encoding and
+compression, part rotation, restarts after transient failures, stale-part cleanup, progress logs,
+the manifest returned to XCom, and lineage. A subclass only says how to reach its storage.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_mixpanel._compat import BaseOperator
+from airflow_provider_mixpanel.encoding import CONTENT_TYPES, Compressor, dumps_line
+from airflow_provider_mixpanel.errors import (
+    MixpanelConfigError,
+    MixpanelError,
+    MixpanelServerError,
+    MixpanelStreamInterruptedError,
+)
+from airflow_provider_mixpanel.hooks.mixpanel import MixpanelHook, parse_date
+from airflow_provider_mixpanel.transfers.writer import (
+    PART_PLACEHOLDER,
+    ObjectStore,
+    ObjectUpload,
+    part_name,
+    part_pattern,
+)
+
+if TYPE_CHECKING:
+    from airflow_provider_mixpanel.hooks.mixpanel import RecordStream
+
+STREAMS = ("events", "profiles")
+# Lines are gathered into batches of about this size before compression: one compressor call per
+# batch instead of one per record.
+BATCH_BYTES = 256 * 1024
+# A progress line at most this often (seconds).
+PROGRESS_INTERVAL = 10.0
+# Smallest part size accepted for rotation: smaller parts only multiply requests.
+MIN_FILE_SIZE_BYTES = 64 * 1024
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WrittenPart:
+    name: str
+    uri: str
+    records: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Window:
+    """An inclusive range of days sent as one export request (profiles: one query)."""
+
+    first: date | None
+    last: date | None
+
+    def __str__(self) -> str:
+        return "profiles" if self.first is None else f"{self.first}..{self.last}"
+
+
+class Progress:
+    """Counts what passed and logs it every :data:`PROGRESS_INTERVAL` seconds."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self.records = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.started = time.monotonic()
+        self._next_log = self.started + PROGRESS_INTERVAL
+
+    def maybe_log(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_log:
+            self._next_log = now + PROGRESS_INTERVAL
+            self.log()
+
+    def log(self, final: bool = False) -> None:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        log.info(
+            "%s %s: %s records, %.1f MB encoded, %.1f MB written, %s records/s, %.1f MB/s",
+            self.what,
+            "done" if final else "progress",
+            f"{self.records:,}",
+            self.bytes_in / 1e6,
+            self.bytes_out / 1e6,
+            f"{self.records / elapsed:,.0f}",
+            self.bytes_in / 1e6 / elapsed,
+        )
+
+
+class PartWriter:
+    """Encodes records into compressed JSONL parts and commits each when it is complete.
+
+    Parts are numbered from ``first_part``; with ``max_file_size_bytes`` a part is committed once
+    its compressed size passes that many bytes and the next record starts a new one. Every
+    committed part is complete; :meth:`abort` discards the part in flight.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        name_template: str,
+        first_part: int,
+        compression: str | None,
+        compression_level: int | None,
+        max_file_size_bytes: int | None,
+        progress: Progress,
+    ):
+        self.store = store
+        self.name_template = name_template
+        self.next_part = first_part
+        self.compression = compression
+        self.compression_level = compression_level
+        self.max_file_size_bytes = max_file_size_bytes
+        self.progress = progress
+        self.parts: list[WrittenPart] = []
+        self._upload: ObjectUpload | None = None
+        self._compressor: Compressor | None = None
+        self._batch: list[bytes] = []
+        self._batch_bytes = 0
+        self._part_records = 0
+        self._part_bytes = 0
+
+    def write_all(self, lines: Iterator[bytes]) -> None:
+        batch = self._batch
+        for line in lines:
+            batch.append(line)
+            self._part_records += 1
+            self._batch_bytes += len(line)
+            if self._batch_bytes >= BATCH_BYTES:
+                self._flush_batch()
+                if self.max_file_size_bytes is not None and self._part_bytes >= self.max_file_size_bytes:
+                    self._commit_part()
+                self.progress.maybe_log()
+
+    def finish(self) -> list[WrittenPart]:
+        """Commit the part in flight; an empty stream still writes one (empty) part, so a re-run
+        of an interval that became empty replaces its old data."""
+        if self._upload is not None or self._batch or not self.parts:
+            self._flush_batch()
+            self._commit_part()
+        return self.parts
+
+    def abort(self) -> None:
+        upload, self._upload = self._upload, None
+        self._batch = []
+        self._batch_bytes = 0
+        if upload is not None:
+            upload.abort()
+
+    def _open_part(self) -> None:
+        name = part_name(self.name_template, self.next_part)
+        self._upload = self.store.open(name, CONTENT_TYPES[self.compression])
+        self._compressor = Compressor(self.compression, self.compression_level)
+        self._part_bytes = 0
+
+    def _flush_batch(self) -> None:
+        if self._upload is None:
+            self._open_part()
+        assert self._upload is not None and self._compressor is not None
+        data = b"".join(self._batch)
+        self.progress.records += len(self._batch)
+        self.progress.bytes_in += len(data)
+        self._batch.clear()
+        self._batch_bytes = 0
+        compressed = self._compressor.compress(data)
+        if compressed:
+            self._upload.write(compressed)
+            self._part_bytes += len(compressed)
+            self.progress.bytes_out += len(compressed)
+
+    def _commit_part(self) -> None:
+        assert self._upload is not None and self._compressor is not None
+        tail = self._compressor.flush()
+        if tail:
+            self._upload.write(tail)
+            self._part_bytes += len(tail)
+            self.progress.bytes_out += len(tail)
+        upload, self._upload = self._upload, None
+        upload.commit()
+        self.parts.append(WrittenPart(upload.name, self.store.uri(upload.name), self._part_records, self._part_bytes))
+        log.info(
+            "Committed %s (%s records, %s bytes)", self.store.uri(upload.name), self._part_records, self._part_bytes
+        )
+        self.next_part += 1
+        self._part_records = 0
+
+
+class BaseMixpanelStreamOperator(BaseOperator):
+    """Stream Mixpanel events or profiles into object storage as JSONL parts, with flat memory.
+
+    :param stream: ``"events"`` (Raw Event Export) or ``"profiles"`` (Engage).
+    :param from_date: first day of events, ``YYYY-MM-DD`` (templated), e.g. ``"{{ ds }}"``.
+    :param to_date: last day of events, inclusive (templated).
+    :param events: only these event names (templated).
+    :param where: a Mixpanel expression filtering events or profiles (templated).
+    :param cohort_id: profiles only: members of this cohort (templated).
+    :param output_properties: profiles only: only these properties (templated).
+    :param raw: write records as Mixpanel sent them instead of normalized.
+    :param compression: ``"gzip"`` (default), ``"zstd"`` (needs the ``zstd`` extra) or ``None``.
+    :param compression_level: level of that compression; ``None`` takes its default.
+    :param max_file_size_bytes: start a new part once the current one passes this many bytes
+        (compressed); the object name must then hold ``{part}``, which becomes ``00000``, ``00001``...
+    :param window_days: split the date range into requests of this many days (``None``: one
+        request). With part rotation each window is restarted on its own after a transient failure.
+    :param max_stream_restarts: how often a window (or, without rotation, the whole object) is
+        streamed again from scratch after a transient failure mid-stream, its upload aborted first.
+    :param skip_malformed: skip and count lines that are not JSON objects instead of failing.
+    :param mixpanel_conn_id: the :ref:`Mixpanel connection <howto/connection:mixpanel>`.
+    :param mixpanel_hook_kwargs: more :class:`~airflow_provider_mixpanel.hooks.mixpanel.MixpanelHook`
+        arguments (timeouts, retry budget).
+    """
+
+    template_fields: Sequence[str] = ("from_date", "to_date", "events", "where", "cohort_id", "output_properties")
+    template_fields_renderers = {"events": "json", "output_properties": "json"}
+    ui_color = "#7856ff"
+
+    def __init__(
+        self,
+        *,
+        stream: str = "events",
+        from_date: str | date | None = None,
+        to_date: str | date | None = None,
+        events: list[str] | str | None = None,
+        where: str | None = None,
+        cohort_id: int | str | None = None,
+        output_properties: list[str] | str | None = None,
+        raw: bool = False,
+        compression: str | None = "gzip",
+        compression_level: int | None = None,
+        max_file_size_bytes: int | None = None,
+        window_days: int | None = None,
+        max_stream_restarts: int = 2,
+        skip_malformed: bool = False,
+        mixpanel_conn_id: str = MixpanelHook.default_conn_name,
+        mixpanel_hook_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.stream = stream
+        self.from_date = from_date
+        self.to_date = to_date
+        self.events = events
+        self.where = where
+        self.cohort_id = cohort_id
+        self.output_properties = output_properties
+        self.raw = raw
+        self.compression = compression
+        self.compression_level = compression_level
+        self.max_file_size_bytes = max_file_size_bytes
+        self.window_days = window_days
+        self.max_stream_restarts = max_stream_restarts
+        self.skip_malformed = skip_malformed
+        self.mixpanel_conn_id = mixpanel_conn_id
+        self.mixpanel_hook_kwargs = mixpanel_hook_kwargs
+        self._active_writer: PartWriter | None = None
+        self._manifest: dict[str, Any] | None = None
+
+    @cached_property
+    def hook(self) -> MixpanelHook:
+        return MixpanelHook(self.mixpanel_conn_id, **(self.mixpanel_hook_kwargs or {}))
+
+    # ------------------------------------------------------------ subclass API
+
+    def _destination(self) -> tuple[str, str, str, str]:
+        """(bucket, object name template, bucket argument name, name argument name), as rendered."""
+        raise NotImplementedError
+
+    def _object_store(self, bucket: str) -> ObjectStore:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ execute
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        windows, name_template, bucket = self._checked_arguments()
+        self.hook.settings  # noqa: B018 - reads and checks the connection before any request
+        store = self._object_store(bucket)
+        what = f"Mixpanel {self.stream}" + (
+            f" {windows[0].first}..{windows[-1].last}" if self.stream == "events" else ""
+        )
+        progress = Progress(what)
+        rotating = self.max_file_size_bytes is not None
+        # With rotation every window writes parts of its own and restarts alone; without, the
+        # whole range is one object, and a restart rewrites all of it.
+        units = [[w] for w in windows] if rotating else [windows]
+        parts: list[WrittenPart] = []
+        skipped = 0
+        for unit in units:
+            unit_parts, unit_skipped = self._write_unit(store, unit, name_template, len(parts), progress)
+            parts.extend(unit_parts)
+            skipped += unit_skipped
+        progress.log(final=True)
+        deleted = self._delete_stale_parts(store, name_template, {p.name for p in parts})
+        self._manifest = {
+            "stream": self.stream,
+            "from_date": str(windows[0].first) if self.stream == "events" else None,
+            "to_date": str(windows[-1].last) if self.stream == "events" else None,
+            "raw": self.raw,
+            "compression": self.compression,
+            "files": [p.uri for p in parts],
+            "records": sum(p.records for p in parts),
+            "bytes": sum(p.bytes for p in parts),
+            "parts": [{"uri": p.uri, "records": p.records, "bytes": p.bytes} for p in parts],
+            "skipped_malformed": skipped,
+            "deleted_stale_files": [store.uri(n) for n in deleted],
+        }
+        self._lineage = (store.scheme, bucket, name_template)
+        return self._manifest
+
+    def on_kill(self) -> None:
+        writer = self._active_writer
+        if writer is not None:
+            log.warning("Task killed: aborting the upload in flight.")
+            writer.abort()
+
+    def _write_unit(
+        self, store: ObjectStore, windows: list[Window], name_template: str, first_part: int, progress: Progress
+    ) -> tuple[list[WrittenPart], int]:
+        attempt = 0
+        while True:
+            writer = PartWriter(
+                store,
+                name_template,
+                first_part,
+                self.compression,
+                self.compression_level,
+                self.max_file_size_bytes,
+                progress,
+            )
+            self._active_writer = writer
+            skipped = 0
+            try:
+                for window in windows:
+                    records = self._records(window)
+                    try:
+                        writer.write_all(dumps_line(record) for record in records)
+                    finally:
+                        records.close()
+                    skipped += records.skipped_malformed
+                return writer.finish(), skipped
+            except BaseException as err:
+                writer.abort()
+                if attempt >= self.max_stream_restarts or not self._is_transient(store, err):
+                    raise
+                attempt += 1
+                log.warning(
+                    "Writing %s failed mid-stream (%s: %s); its upload was aborted. Streaming %s again from "
+                    "scratch (restart %d of %d).",
+                    ", ".join(str(w) for w in windows),
+                    type(err).__name__,
+                    err,
+                    "the window" if len(windows) == 1 else "all windows",
+                    attempt,
+                    self.max_stream_restarts,
+                )
+            finally:
+                self._active_writer = None
+
+    @staticmethod
+    def _is_transient(store: ObjectStore, err: BaseException) -> bool:
+        if isinstance(err, MixpanelStreamInterruptedError | MixpanelServerError):
+            return True
+        if isinstance(err, MixpanelError) or not isinstance(err, Exception):
+            return False
+        return store.is_transient(err)
+
+    def _records(self, window: Window) -> RecordStream:
+        if self.stream == "events":
+            assert window.first is not None and window.last is not None
+            return self.hook.stream_events(
+                from_date=window.first,
+                to_date=window.last,
+                events=self.events,
+                where=self.where or None,
+                raw=self.raw,
+                skip_malformed=self.skip_malformed,
+            )
+        return self.hook.stream_profiles(
+            where=self.where or None,
+            raw=self.raw,
+            cohort_id=self.cohort_id,
+            output_properties=self.output_properties,
+        )
+
+    def _delete_stale_parts(self, store: ObjectStore, name_template: str, written: set[str]) -> list[str]:
+        """Delete parts of this name template that this run did not write (an earlier run wrote more)."""
+        if PART_PLACEHOLDER not in name_template:
+            return []
+        prefix = name_template.split(PART_PLACEHOLDER, 1)[0]
+        pattern = part_pattern(name_template)
+        stale = sorted(n for n in store.list_names(prefix) if pattern.match(n) and n not in written)
+        if stale:
+            log.info("Deleting %d stale part(s) left by an earlier run: %s", len(stale), ", ".join(stale))
+            store.delete(stale)
+        return stale
+
+    # ------------------------------------------------------------ checks
+
+    def _checked_arguments(self) -> tuple[list[Window], str, str]:
+        """Check every rendered argument; raise MixpanelConfigError before any request."""
+        task = f"Task {self.task_id!r}"
+        if self.stream not in STREAMS:
+            raise MixpanelConfigError(f"{task}: stream={self.stream!r}: use 'events' or 'profiles'.")
+        if self.compression == "none":
+            self.compression = None
+        Compressor(self.compression, self.compression_level)  # raises for an unknown compression
+        if self.compression_level is not None:
+            limits = {"gzip": (0, 9), "zstd": (1, 22)}.get(self.compression or "")
+            if limits is None or not limits[0] <= self.compression_level <= limits[1]:
+                raise MixpanelConfigError(
+                    f"{task}: compression_level={self.compression_level!r} does not fit compression="
+                    f"{self.compression!r}" + (f": use {limits[0]} to {limits[1]}." if limits else ".")
+                )
+        bucket, template, bucket_arg, name_arg = self._destination()
+        if not isinstance(bucket, str) or not bucket.strip():
+            raise MixpanelConfigError(f"{task}: {bucket_arg} is empty: name the bucket to write to.")
+        if not isinstance(template, str) or not template.strip():
+            raise MixpanelConfigError(f"{task}: {name_arg} is empty: give the object name to write to.")
+        if template.count(PART_PLACEHOLDER) > 1:
+            raise MixpanelConfigError(f"{task}: {name_arg}={template!r} holds {PART_PLACEHOLDER} more than once.")
+        if self.max_file_size_bytes is not None:
+            if not isinstance(self.max_file_size_bytes, int) or self.max_file_size_bytes < MIN_FILE_SIZE_BYTES:
+                raise MixpanelConfigError(
+                    f"{task}: max_file_size_bytes={self.max_file_size_bytes!r}: use a whole number of at least "
+                    f"{MIN_FILE_SIZE_BYTES}, or None for one object."
+                )
+            if PART_PLACEHOLDER not in template:
+                raise MixpanelConfigError(
+                    f"{task}: max_file_size_bytes is set, so {name_arg} must hold the placeholder {PART_PLACEHOLDER} "
+                    f"for the part number: e.g. {_with_part(template)!r}."
+                )
+        if self.window_days is not None and (not isinstance(self.window_days, int) or self.window_days < 1):
+            raise MixpanelConfigError(f"{task}: window_days={self.window_days!r}: use a whole number of days >= 1.")
+        if not isinstance(self.max_stream_restarts, int) or self.max_stream_restarts < 0:
+            raise MixpanelConfigError(f"{task}: max_stream_restarts={self.max_stream_restarts!r}: use 0 or more.")
+        if self.stream == "profiles":
+            return [Window(None, None)], template, bucket
+        if self.from_date in (None, "") or self.to_date in (None, ""):
+            raise MixpanelConfigError(
+                f"{task}: stream='events' needs from_date and to_date, e.g. from_date='{{{{ ds }}}}', "
+                "to_date='{{ ds }}'."
+            )
+        first = parse_date(self.from_date, "from_date")  # type: ignore[arg-type]
+        last = parse_date(self.to_date, "to_date")  # type: ignore[arg-type]
+        if first > last:
+            raise MixpanelConfigError(f"{task}: from_date {first} is after to_date {last}.")
+        return _windows(first, last, self.window_days), template, bucket
+
+    # ------------------------------------------------------------ lineage
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the Mixpanel project in, the written objects out. ``None`` without the
+        openlineage provider."""
+        try:
+            from airflow.providers.common.compat.openlineage.facet import Dataset
+            from airflow.providers.openlineage.extractors import OperatorLineage
+        except ImportError:
+            return None
+        lineage = getattr(self, "_lineage", None)
+        if lineage is None:
+            return OperatorLineage()
+        scheme, bucket, template = lineage
+        settings = self.hook.settings
+        source = self.hook.get_conn().export_url if self.stream == "events" else self.hook.get_conn().engage_url
+        namespace = source.split("/api/", 1)[0]
+        inputs = [Dataset(namespace=namespace, name=f"project/{settings.project_id}/{self.stream}")]
+        name = template.split(PART_PLACEHOLDER, 1)[0].rsplit("/", 1)[0] if PART_PLACEHOLDER in template else template
+        outputs = [Dataset(namespace=f"{scheme}://{bucket}", name=name or "/")]
+        return OperatorLineage(inputs=inputs, outputs=outputs)
+
+
+def _windows(first: date, last: date, window_days: int | None) -> list[Window]:
+    if window_days is None:
+        return [Window(first, last)]
+    windows = []
+    start = first
+    while start <= last:
+        end = min(last, start + timedelta(days=window_days - 1))
+        windows.append(Window(start, end))
+        start = end + timedelta(days=1)
+    return windows
+
+
+def _with_part(template: str) -> str:
+    head, dot, tail = template.partition(".")
+    return f"{head}-{PART_PLACEHOLDER}{dot}{tail}"

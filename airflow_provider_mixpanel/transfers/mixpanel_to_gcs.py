@@ -1,0 +1,70 @@
+"""MixpanelStreamToGCSOperator: Mixpanel events or profiles into Google Cloud Storage, streamed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_provider_mixpanel.transfers.base import BaseMixpanelStreamOperator
+from airflow_provider_mixpanel.transfers.gcs_writer import DEFAULT_CHUNK_SIZE, GCSObjectStore
+
+
+class MixpanelStreamToGCSOperator(BaseMixpanelStreamOperator):
+    """Stream Mixpanel raw events or profiles into GCS as JSONL (gzip by default), with flat memory
+    and no local files: each object is a resumable upload, visible only once finalized.
+
+    Returns a manifest (``files``, ``records``, ``bytes``, ``stream``, ``from_date``, ``to_date``,
+    ``parts``...) to XCom. Re-running the same interval replaces its objects and deletes stale parts.
+
+    .. seealso::
+        :ref:`howto/operator:MixpanelStreamToGCSOperator`
+
+    :param bucket: the bucket to write to (templated).
+    :param object_name: the object name (templated), e.g.
+        ``"mixpanel/profiles/{{ ds }}/part-{part}.jsonl.gz"``; ``{part}`` becomes the part number.
+    :param gcp_conn_id: the Google Cloud connection; every auth method of the google provider's
+        GCSHook works.
+    :param impersonation_chain: Optional service account to impersonate using short-term
+        credentials, or chained list of accounts required to get the access token of the last
+        account in the list, which will be impersonated in the request (templated).
+    :param gcs_chunk_size: bytes per resumable-upload request (a multiple of 256 KiB); one chunk
+        is held in memory.
+
+    The Mixpanel arguments are those of
+    :class:`~airflow_provider_mixpanel.transfers.base.BaseMixpanelStreamOperator`.
+    """
+
+    template_fields: Sequence[str] = (
+        *BaseMixpanelStreamOperator.template_fields,
+        "bucket",
+        "object_name",
+        "impersonation_chain",
+    )
+    ui_color = "#7856ff"
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        object_name: str,
+        gcp_conn_id: str = "google_cloud_default",
+        impersonation_chain: str | Sequence[str] | None = None,
+        gcs_chunk_size: int = DEFAULT_CHUNK_SIZE,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.bucket = bucket
+        self.object_name = object_name
+        self.gcp_conn_id = gcp_conn_id
+        self.impersonation_chain = impersonation_chain
+        self.gcs_chunk_size = gcs_chunk_size
+
+    def _destination(self) -> tuple[str, str, str, str]:
+        name = self.object_name.lstrip("/") if isinstance(self.object_name, str) else self.object_name
+        return self.bucket, name, "bucket", "object_name"
+
+    def _object_store(self, bucket: str) -> GCSObjectStore:
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        hook = GCSHook(gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain)
+        return GCSObjectStore(hook, bucket, chunk_size=self.gcs_chunk_size)

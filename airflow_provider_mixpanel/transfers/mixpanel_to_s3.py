@@ -1,0 +1,62 @@
+"""MixpanelStreamToS3Operator: Mixpanel events or profiles into Amazon S3, streamed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_provider_mixpanel.transfers.base import BaseMixpanelStreamOperator
+from airflow_provider_mixpanel.transfers.s3_writer import DEFAULT_PART_SIZE, S3ObjectStore
+
+
+class MixpanelStreamToS3Operator(BaseMixpanelStreamOperator):
+    """Stream Mixpanel raw events or profiles into S3 as JSONL (gzip by default), with flat memory
+    and no local files: each object is a multipart upload, visible only once complete.
+
+    Returns a manifest (``files``, ``records``, ``bytes``, ``stream``, ``from_date``, ``to_date``,
+    ``parts``...) to XCom. Re-running the same interval replaces its objects and deletes stale parts.
+
+    .. seealso::
+        :ref:`howto/operator:MixpanelStreamToS3Operator`
+
+    :param s3_bucket: the bucket to write to (templated).
+    :param s3_key: the object key (templated), e.g. ``"mixpanel/events/{{ ds }}/part-{part}.jsonl.gz"``;
+        ``{part}`` becomes the zero-padded part number.
+    :param aws_conn_id: the Amazon Web Services connection; every auth method of the amazon
+        provider's S3Hook works (``None`` uses boto3's default credential chain).
+    :param s3_extra_args: extra arguments for the upload calls, e.g. ``{"ServerSideEncryption": "aws:kms"}``.
+    :param s3_part_size: bytes per multipart part (at least 5 MiB); one part is held in memory.
+
+    The Mixpanel arguments are those of
+    :class:`~airflow_provider_mixpanel.transfers.base.BaseMixpanelStreamOperator`.
+    """
+
+    template_fields: Sequence[str] = (*BaseMixpanelStreamOperator.template_fields, "s3_bucket", "s3_key")
+    ui_color = "#7856ff"
+
+    def __init__(
+        self,
+        *,
+        s3_bucket: str,
+        s3_key: str,
+        aws_conn_id: str | None = "aws_default",
+        s3_extra_args: dict[str, Any] | None = None,
+        s3_part_size: int = DEFAULT_PART_SIZE,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.s3_bucket = s3_bucket
+        self.s3_key = s3_key
+        self.aws_conn_id = aws_conn_id
+        self.s3_extra_args = s3_extra_args
+        self.s3_part_size = s3_part_size
+
+    def _destination(self) -> tuple[str, str, str, str]:
+        key = self.s3_key.lstrip("/") if isinstance(self.s3_key, str) else self.s3_key
+        return self.s3_bucket, key, "s3_bucket", "s3_key"
+
+    def _object_store(self, bucket: str) -> S3ObjectStore:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        hook = S3Hook(aws_conn_id=self.aws_conn_id, extra_args=self.s3_extra_args or {})
+        return S3ObjectStore(hook, bucket, part_size=self.s3_part_size)
