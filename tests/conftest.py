@@ -20,7 +20,11 @@ os.environ["GCE_METADATA_HOST"] = "127.0.0.1:9"
 os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
 os.environ.pop("AIRFLOW_CONN_MIXPANEL_DEFAULT", None)
 
+import logging  # noqa: E402
+
 import pytest  # noqa: E402
+
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
 
 from airflow_provider_mixpanel.testing.server import MixpanelTestServer  # noqa: E402
 
@@ -47,3 +51,56 @@ def make_server():
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_emulator():
+    from airflow_provider_mixpanel.testing.emulators import S3Emulator
+
+    with S3Emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    from airflow_provider_mixpanel.testing.emulators import GCSEmulator
+
+    with GCSEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def s3(s3_emulator, monkeypatch):
+    """A fresh bucket on the S3 emulator, reached by the ``aws_default`` connection."""
+    import uuid
+
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3_emulator.connection_json())
+    client = s3_emulator.client()
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    return client, bucket
+
+
+@pytest.fixture
+def gcs(gcs_emulator, monkeypatch):
+    """A fresh bucket on the GCS emulator, reached by the ``google_cloud_default`` connection."""
+    import uuid
+
+    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", gcs_emulator.connection_json())
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.url)
+    client = gcs_emulator.client()
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(bucket)
+    return client, bucket
+
+
+@pytest.fixture
+def mixpanel(make_server, monkeypatch):
+    """Start a Mixpanel test server and point ``mixpanel_default`` at it."""
+
+    def start(**config) -> MixpanelTestServer:
+        server = make_server(**config)
+        monkeypatch.setenv("AIRFLOW_CONN_MIXPANEL_DEFAULT", server.connection_json())
+        return server
+
+    return start

@@ -121,7 +121,7 @@ class MixpanelTestServer:
         self.config = ServerConfig(**config)
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
-        self._synthetic: dict[bool, SyntheticEvents] = {}
+        self._synthetic: dict[tuple[int, bool], SyntheticEvents] = {}
         self._httpd = _Server((host, port), _Handler)
         self._httpd.owner = self
         self._thread: threading.Thread | None = None
@@ -201,9 +201,10 @@ class MixpanelTestServer:
         return days * self.synthetic(False).day_count(names=frozenset(names) if names else None)
 
     def synthetic(self, ascii_escape: bool) -> SyntheticEvents:
-        if ascii_escape not in self._synthetic:
-            self._synthetic[ascii_escape] = SyntheticEvents(self.config.events_per_day, ascii_escape=ascii_escape)
-        return self._synthetic[ascii_escape]
+        key = (self.config.events_per_day, ascii_escape)  # events_per_day may be changed between requests
+        if key not in self._synthetic:
+            self._synthetic[key] = SyntheticEvents(self.config.events_per_day, ascii_escape=ascii_escape)
+        return self._synthetic[key]
 
     def _take_fault(self, endpoint: str) -> Fault | None:
         with self._lock:

@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mixpanel._compat import BaseOperator
-from airflow_provider_mixpanel.encoding import CONTENT_TYPES, Compressor, dumps_line
+from airflow_provider_mixpanel.encoding import COMPRESSIONS, CONTENT_TYPES, Compressor, dumps_line
 from airflow_provider_mixpanel.errors import (
     MixpanelConfigError,
     MixpanelError,
@@ -412,7 +412,8 @@ class BaseMixpanelStreamOperator(BaseOperator):
             raise MixpanelConfigError(f"{task}: stream={self.stream!r}: use 'events' or 'profiles'.")
         if self.compression == "none":
             self.compression = None
-        Compressor(self.compression, self.compression_level)  # raises for an unknown compression
+        if self.compression not in COMPRESSIONS:
+            raise MixpanelConfigError(f"{task}: compression={self.compression!r}: use 'gzip', 'zstd' or None.")
         if self.compression_level is not None:
             limits = {"gzip": (0, 9), "zstd": (1, 22)}.get(self.compression or "")
             if limits is None or not limits[0] <= self.compression_level <= limits[1]:
@@ -420,6 +421,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
                     f"{task}: compression_level={self.compression_level!r} does not fit compression="
                     f"{self.compression!r}" + (f": use {limits[0]} to {limits[1]}." if limits else ".")
                 )
+        Compressor(self.compression, self.compression_level)  # e.g. zstd without its extra installed
         bucket, template, bucket_arg, name_arg = self._destination()
         if not isinstance(bucket, str) or not bucket.strip():
             raise MixpanelConfigError(f"{task}: {bucket_arg} is empty: name the bucket to write to.")

@@ -1,0 +1,29 @@
+"""Reading back what the operators wrote."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+
+def s3_objects(client, bucket) -> dict[str, bytes]:
+    listing = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listing}
+
+
+def gcs_objects(client, bucket) -> dict[str, bytes]:
+    return {b.name: b.download_as_bytes() for b in client.list_blobs(bucket)}
+
+
+def jsonl(data: bytes, compression: str | None = "gzip") -> list[dict]:
+    if compression == "gzip":
+        data = gzip.decompress(data)
+    elif compression == "zstd":
+        import zstandard
+
+        data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    return [json.loads(line) for line in data.split(b"\n") if line]
+
+
+def open_multipart_uploads(client, bucket) -> list:
+    return client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
