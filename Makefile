@@ -31,7 +31,7 @@ unit: install
 test: lint unit
 
 demo: install
-	$(BIN)/python -m airflow_provider_mixpanel.demo
+	$(BIN)/python scripts/demo.py
 
 docs: install
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html

@@ -6,6 +6,7 @@ the benchmarks. Both come with the ``test`` extra; each emulator is started and 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -26,6 +27,7 @@ class S3Emulator:
         self.url = ""
 
     def start(self) -> S3Emulator:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"

@@ -48,6 +48,11 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
+class AirflowTaskAborted(RuntimeError):
+    """The operator's uploads were aborted by ``on_kill``."""
+
+
+@dataclass
 class WrittenPart:
     name: str
     uri: str
@@ -129,6 +134,7 @@ class PartWriter:
         self._batch_bytes = 0
         self._part_records = 0
         self._part_bytes = 0
+        self._aborted = False
 
     def write_all(self, lines: Iterator[bytes]) -> None:
         batch = self._batch
@@ -151,6 +157,7 @@ class PartWriter:
         return self.parts
 
     def abort(self) -> None:
+        self._aborted = True
         upload, self._upload = self._upload, None
         self._batch = []
         self._batch_bytes = 0
@@ -164,6 +171,8 @@ class PartWriter:
         self._part_bytes = 0
 
     def _flush_batch(self) -> None:
+        if self._aborted:
+            raise AirflowTaskAborted("The upload was aborted (the task was killed).")
         if self._upload is None:
             self._open_part()
         assert self._upload is not None and self._compressor is not None
@@ -263,6 +272,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
         self.mixpanel_conn_id = mixpanel_conn_id
         self.mixpanel_hook_kwargs = mixpanel_hook_kwargs
         self._active_writer: PartWriter | None = None
+        self._killed = False
         self._manifest: dict[str, Any] | None = None
 
     @cached_property
@@ -317,6 +327,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
         return self._manifest
 
     def on_kill(self) -> None:
+        self._killed = True
         writer = self._active_writer
         if writer is not None:
             log.warning("Task killed: aborting the upload in flight.")
@@ -349,7 +360,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
                 return writer.finish(), skipped
             except BaseException as err:
                 writer.abort()
-                if attempt >= self.max_stream_restarts or not self._is_transient(store, err):
+                if self._killed or attempt >= self.max_stream_restarts or not self._is_transient(store, err):
                     raise
                 attempt += 1
                 log.warning(

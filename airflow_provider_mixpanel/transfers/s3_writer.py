@@ -84,6 +84,7 @@ class S3Upload(ObjectUpload):
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
+        self._aborted = False
 
     def write(self, data: bytes) -> None:
         self._buffer += data
@@ -94,6 +95,8 @@ class S3Upload(ObjectUpload):
 
     def _upload_part(self, body: bytes) -> None:
         store = self._store
+        if self._aborted:  # on_kill may abort from another thread while a part is in flight
+            raise RuntimeError(f"The upload of s3://{store.bucket}/{self.name} was aborted.")
         if self._upload_id is None:
             response = store.client.create_multipart_upload(
                 Bucket=store.bucket, Key=self.name, ContentType=self._content_type, **store.extra_args
@@ -107,6 +110,8 @@ class S3Upload(ObjectUpload):
 
     def commit(self) -> None:
         store = self._store
+        if self._aborted:
+            raise RuntimeError(f"The upload of s3://{store.bucket}/{self.name} was aborted.")
         try:
             if self._upload_id is None:
                 store.client.put_object(
@@ -131,6 +136,7 @@ class S3Upload(ObjectUpload):
         self._buffer = bytearray()
 
     def abort(self) -> None:
+        self._aborted = True
         self._buffer = bytearray()
         if self._upload_id is None:
             return

@@ -47,9 +47,9 @@ def test_writes_normalized_gzip_jsonl(mixpanel, gcs):
 def test_multi_chunk_object_and_rotation(mixpanel, gcs):
     mixpanel(events_per_day=3000)  # ~2.3 MB uncompressed: several 256 KiB resumable chunks per part
     client, bucket = gcs
-    manifest = operator(bucket, compression=None, max_file_size_bytes=1024 * 1024, object_name="e/{part}.jsonl").execute(
-        {}
-    )
+    manifest = operator(
+        bucket, compression=None, max_file_size_bytes=1024 * 1024, object_name="e/{part}.jsonl"
+    ).execute({})
     objects = gcs_objects(client, bucket)
     assert sorted(objects) == [f"e/{i:05d}.jsonl" for i in range(len(objects))] and len(objects) == 3
     records = [r for name in sorted(objects) for r in jsonl(objects[name], None)]

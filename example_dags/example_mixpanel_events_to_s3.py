@@ -1,0 +1,35 @@
+"""Daily: yesterday's Mixpanel raw events into S3, one gzip JSONL object per 256 MB part.
+
+Connections: ``mixpanel_default`` (the Mixpanel service account) and ``aws_default``.
+Variable ``mixpanel_s3_bucket`` names the bucket.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+try:  # Airflow 3
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2.11
+    from airflow import DAG
+
+from airflow_provider_mixpanel.transfers.mixpanel_to_s3 import MixpanelStreamToS3Operator
+
+with DAG(
+    dag_id="example_mixpanel_events_to_s3",
+    schedule="@daily",
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    tags=["example", "mixpanel"],
+) as dag:
+    # [START howto_operator_mixpanel_to_s3]
+    export_events = MixpanelStreamToS3Operator(
+        task_id="export_events",
+        from_date="{{ ds }}",
+        to_date="{{ ds }}",
+        s3_bucket="{{ var.value.get('mixpanel_s3_bucket', 'my-mixpanel-exports') }}",
+        s3_key="mixpanel/events/{{ ds }}/part-{part}.jsonl.gz",
+        max_file_size_bytes=256 * 1024 * 1024,
+        pool="mixpanel_export",
+    )
+    # [END howto_operator_mixpanel_to_s3]
