@@ -1,0 +1,219 @@
+"""``mixpanel-stream``: Mixpanel events or profiles as JSONL on stdout.
+
+Each line is the hook's record serialized exactly as the operators write it, so a file from the
+command and an object from an operator agree byte for byte. Progress and errors go to stderr;
+errors are one line saying what to do (``--debug`` for a traceback). The connection is resolved
+the way Airflow resolves it: ``AIRFLOW_CONN_*`` variables, the secrets backend, the metastore.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from typing import IO, Any
+
+from airflow_provider_mixpanel import __version__
+
+PROG = "mixpanel-stream"
+# Output is flushed at least this often (seconds), so `| jq` sees a slow stream as it comes.
+FLUSH_INTERVAL = 1.0
+PROGRESS_INTERVAL = 10.0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Stream Mixpanel raw events or user/group profiles as JSONL on stdout, one record per line, "
+        "through an Airflow 'mixpanel' connection.",
+        epilog="Examples:\n"
+        f"  {PROG} events --from 2024-03-01 --to 2024-03-01 | head -n 3\n"
+        f"  {PROG} events --from 2024-03-01 --to 2024-03-07 --event Purchase --raw > purchases.jsonl\n"
+        f"  {PROG} profiles --where 'properties[\"plan\"] == \"pro\"' --output-property '$email' | jq .distinct_id",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--conn-id",
+        default="mixpanel_default",
+        help="Airflow connection id of type mixpanel (default: mixpanel_default, e.g. AIRFLOW_CONN_MIXPANEL_DEFAULT)",
+    )
+    common.add_argument(
+        "--raw", action="store_true", help="write records exactly as Mixpanel sent them instead of normalized"
+    )
+    common.add_argument("--where", help='a Mixpanel filter expression, e.g. \'properties["plan"] == "pro"\'')
+    common.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs on errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{events,profiles}")
+
+    events = commands.add_parser(
+        "events",
+        parents=[common],
+        help="raw events of a date range (Raw Event Export API)",
+        description="Stream raw events of an inclusive range of days.",
+    )
+    events.add_argument("--from", dest="from_date", required=True, metavar="YYYY-MM-DD", help="first day")
+    events.add_argument("--to", dest="to_date", required=True, metavar="YYYY-MM-DD", help="last day (inclusive)")
+    events.add_argument(
+        "--event", action="append", dest="events", metavar="NAME", help="only this event name (repeat for more)"
+    )
+    events.add_argument("--limit", type=int, help="at most this many events (Mixpanel allows up to 100000)")
+    events.add_argument("--time-in-ms", action="store_true", help="ask for millisecond timestamps")
+    events.add_argument(
+        "--skip-malformed", action="store_true", help="skip lines that are not JSON objects instead of failing"
+    )
+
+    profiles = commands.add_parser(
+        "profiles",
+        parents=[common],
+        help="user or group profiles (Engage API)",
+        description="Stream user profiles, or group profiles with --data-group-id.",
+    )
+    profiles.add_argument("--cohort-id", type=int, metavar="N", help="only members of this cohort")
+    profiles.add_argument(
+        "--output-property",
+        action="append",
+        dest="output_properties",
+        metavar="NAME",
+        help="only this property (repeat for more)",
+    )
+    profiles.add_argument(
+        "--distinct-id", action="append", dest="distinct_ids", metavar="ID", help="only this profile (repeat)"
+    )
+    profiles.add_argument("--data-group-id", metavar="KEY", help="group profiles of this group key")
+    profiles.add_argument("--page-size", type=int, metavar="N", help="profiles per request (Mixpanel's default 1000)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_airflow(args.debug)
+    from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelError
+
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=64 * 1024)
+    records: Any = None
+    try:
+        records = _open_stream(args)
+        count = _write(records, out, quiet=args.quiet)
+        out.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, like other Unix tools.
+        _close_quietly(records)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        return 0
+    except KeyboardInterrupt:
+        _close_quietly(records)
+        return 130
+    except MixpanelConfigError as err:
+        return _fail(err, args.debug, EXIT_USAGE)
+    except MixpanelError as err:
+        return _fail(err, args.debug, EXIT_ERROR)
+    except Exception as err:
+        if type(err).__name__ == "AirflowNotFoundException":
+            message = (
+                f"Connection {args.conn_id!r} is not defined: set AIRFLOW_CONN_{args.conn_id.upper()} "
+                "(JSON or URI), add it to your secrets backend, or create it in the Airflow UI; "
+                "or pass --conn-id."
+            )
+            return _fail(err, args.debug, EXIT_ERROR, message)
+        return _fail(err, args.debug, EXIT_ERROR, f"{type(err).__name__}: {err}")
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            out.close()
+    if not args.quiet:
+        print(f"{PROG}: {count:,} records", file=sys.stderr)
+    return 0
+
+
+def _open_stream(args: argparse.Namespace) -> Any:
+    from airflow_provider_mixpanel.hooks.mixpanel import MixpanelHook
+
+    hook = MixpanelHook(mixpanel_conn_id=args.conn_id)
+    if args.command == "events":
+        return hook.stream_events(
+            from_date=args.from_date,
+            to_date=args.to_date,
+            events=args.events,
+            where=args.where,
+            raw=args.raw,
+            time_in_ms=args.time_in_ms,
+            limit=args.limit,
+            skip_malformed=args.skip_malformed,
+        )
+    return hook.stream_profiles(
+        where=args.where,
+        raw=args.raw,
+        cohort_id=args.cohort_id,
+        output_properties=args.output_properties,
+        distinct_ids=args.distinct_ids,
+        data_group_id=args.data_group_id,
+        page_size=args.page_size,
+    )
+
+
+def _write(records: Iterator[dict[str, Any]], out: IO[bytes], *, quiet: bool) -> int:
+    from airflow_provider_mixpanel.encoding import dumps_line
+
+    started = last_flush = time.monotonic()
+    next_progress = started + PROGRESS_INTERVAL
+    count = 0
+    for count, record in enumerate(records, 1):
+        out.write(dumps_line(record))
+        if count % 512 == 0:
+            now = time.monotonic()
+            if now - last_flush >= FLUSH_INTERVAL:
+                out.flush()
+                last_flush = now
+            if not quiet and now >= next_progress:
+                next_progress = now + PROGRESS_INTERVAL
+                rate = count / (now - started)
+                print(f"{PROG}: {count:,} records, {rate:,.0f} records/s", file=sys.stderr, flush=True)
+    return count
+
+
+def _fail(err: BaseException, debug: bool, code: int, message: str | None = None) -> int:
+    if debug:
+        import traceback
+
+        traceback.print_exception(err, file=sys.stderr)
+    text = " ".join((message or str(err)).split())
+    print(f"{PROG}: error: {text}", file=sys.stderr)
+    return code
+
+
+def _close_quietly(records: Any) -> None:
+    close = getattr(records, "close", None)
+    if close is not None:
+        with contextlib.suppress(Exception):  # the process is leaving; nothing to report
+            close()
+
+
+def _quiet_airflow(debug: bool) -> None:
+    """Keep stderr for progress and errors: Airflow's and urllib3's logs only with --debug."""
+    level = logging.DEBUG if debug else logging.WARNING
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "DEBUG" if debug else "ERROR")
+    logging.basicConfig(level=level, format=f"{PROG}: %(levelname)s %(name)s: %(message)s")
+    if not debug:
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("always", message=".*legacy project secret.*")
+        warnings.showwarning = _one_line_warning
+
+
+def _one_line_warning(
+    message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
