@@ -139,7 +139,7 @@ def _open_stream(args: argparse.Namespace) -> Any:
 
     hook = MixpanelHook(mixpanel_conn_id=args.conn_id)
     if args.command == "events":
-        return hook.stream_events(
+        return hook.stream_events_jsonl(
             from_date=args.from_date,
             to_date=args.to_date,
             events=args.events,
@@ -149,7 +149,7 @@ def _open_stream(args: argparse.Namespace) -> Any:
             limit=args.limit,
             skip_malformed=args.skip_malformed,
         )
-    return hook.stream_profiles(
+    return hook.stream_profiles_jsonl(
         where=args.where,
         raw=args.raw,
         cohort_id=args.cohort_id,
@@ -160,14 +160,12 @@ def _open_stream(args: argparse.Namespace) -> Any:
     )
 
 
-def _write(records: Iterator[dict[str, Any]], out: IO[bytes], *, quiet: bool) -> int:
-    from airflow_provider_mixpanel.encoding import dumps_line
-
+def _write(lines: Iterator[bytes], out: IO[bytes], *, quiet: bool) -> int:
     started = last_flush = time.monotonic()
     next_progress = started + PROGRESS_INTERVAL
     count = 0
-    for count, record in enumerate(records, 1):
-        out.write(dumps_line(record))
+    for count, line in enumerate(lines, 1):
+        out.write(line)
         if count % 512 == 0:
             now = time.monotonic()
             if now - last_flush >= FLUSH_INTERVAL:

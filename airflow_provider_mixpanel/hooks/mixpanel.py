@@ -23,6 +23,7 @@ from airflow_provider_mixpanel.client import (
     REGIONS,
     MixpanelClient,
 )
+from airflow_provider_mixpanel.encoding import dumps_line, loads_object
 from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelError, MixpanelMalformedRecordError
 from airflow_provider_mixpanel.records import normalize_event, normalize_profile
 
@@ -46,14 +47,14 @@ class MixpanelConnectionSettings:
     base_url: str | None = None
 
 
-class RecordStream(Iterator[dict[str, Any]]):
+class RecordStream(Iterator[Any]):
     """A lazy iterator of records that counts what passed.
 
     :ivar records: records yielded so far.
     :ivar skipped_malformed: malformed lines skipped (only with ``skip_malformed=True``).
     """
 
-    def __init__(self, make_records: Callable[[RecordStream], Iterator[dict[str, Any]]]):
+    def __init__(self, make_records: Callable[[RecordStream], Iterator[Any]]):
         self.records = 0
         self.skipped_malformed = 0
         self._records = make_records(self)
@@ -61,7 +62,7 @@ class RecordStream(Iterator[dict[str, Any]]):
     def __iter__(self) -> RecordStream:
         return self
 
-    def __next__(self) -> dict[str, Any]:
+    def __next__(self) -> Any:
         record = next(self._records)
         self.records += 1
         return record
@@ -197,6 +198,37 @@ class MixpanelHook(BaseHook):
             ``skipped_malformed``, instead of raising
             :class:`~airflow_provider_mixpanel.errors.MixpanelMalformedRecordError`.
         """
+        return self._event_stream(from_date, to_date, events, where, raw, time_in_ms, limit, skip_malformed, False)
+
+    def stream_events_jsonl(
+        self,
+        *,
+        from_date: date | str,
+        to_date: date | str,
+        events: Iterable[str] | str | None = None,
+        where: str | None = None,
+        raw: bool = False,
+        time_in_ms: bool = False,
+        limit: int | None = None,
+        skip_malformed: bool = False,
+    ) -> RecordStream:
+        """Like :meth:`stream_events`, but yield each record as the JSONL line (bytes, ending in
+        ``\\n``) that the operators and ``mixpanel-stream`` write. With ``raw=True`` the line is the
+        export line exactly as Mixpanel sent it, checked to be a JSON object."""
+        return self._event_stream(from_date, to_date, events, where, raw, time_in_ms, limit, skip_malformed, True)
+
+    def _event_stream(
+        self,
+        from_date: date | str,
+        to_date: date | str,
+        events: Iterable[str] | str | None,
+        where: str | None,
+        raw: bool,
+        time_in_ms: bool,
+        limit: int | None,
+        skip_malformed: bool,
+        encode: bool,
+    ) -> RecordStream:
         first = parse_date(from_date, "from_date")
         last = parse_date(to_date, "to_date")
         if first > last:
@@ -207,14 +239,10 @@ class MixpanelHook(BaseHook):
         client = self.client
         timezone = self.settings.project_timezone
 
-        def records(stream: RecordStream) -> Iterator[dict[str, Any]]:
+        def records(stream: RecordStream) -> Iterator[Any]:
+            lines = client.export_lines(first, last, names, where, limit, time_in_ms)
             skip = _skipper(stream) if skip_malformed else None
-            lines = client.export_events(first, last, names, where, limit, time_in_ms, on_malformed=skip)
-            if raw:
-                return lines
-            if skip is None:
-                return (normalize_event(r, time_in_ms=time_in_ms, project_timezone=timezone) for r in lines)
-            return _normalize_skipping(lines, skip, time_in_ms, timezone)
+            return _events(lines, raw=raw, encode=encode, time_in_ms=time_in_ms, timezone=timezone, skip=skip)
 
         return RecordStream(records)
 
@@ -242,18 +270,53 @@ class MixpanelHook(BaseHook):
         :param include_all_users: with ``cohort_id``: include members without a profile (Mixpanel's default).
         :param page_size: profiles per page; Mixpanel's default is 1000.
         """
+        return self._profile_stream(
+            where, raw, cohort_id, output_properties, distinct_ids, data_group_id, include_all_users, page_size, False
+        )
+
+    def stream_profiles_jsonl(
+        self,
+        *,
+        where: str | None = None,
+        raw: bool = False,
+        cohort_id: int | str | None = None,
+        output_properties: Iterable[str] | str | None = None,
+        distinct_ids: Iterable[str] | None = None,
+        data_group_id: str | None = None,
+        include_all_users: bool | None = None,
+        page_size: int | None = None,
+    ) -> RecordStream:
+        """Like :meth:`stream_profiles`, but yield each record as the JSONL line (bytes) that the
+        operators and ``mixpanel-stream`` write."""
+        return self._profile_stream(
+            where, raw, cohort_id, output_properties, distinct_ids, data_group_id, include_all_users, page_size, True
+        )
+
+    def _profile_stream(
+        self,
+        where: str | None,
+        raw: bool,
+        cohort_id: int | str | None,
+        output_properties: Iterable[str] | str | None,
+        distinct_ids: Iterable[str] | None,
+        data_group_id: str | None,
+        include_all_users: bool | None,
+        page_size: int | None,
+        encode: bool,
+    ) -> RecordStream:
         cohort = _optional_int(cohort_id, "cohort_id")
+        if include_all_users is not None and cohort is None:
+            raise MixpanelConfigError("include_all_users applies only with cohort_id: set cohort_id or drop it.")
         properties = [output_properties] if isinstance(output_properties, str) else output_properties
         client = self.client
 
-        def records(stream: RecordStream) -> Iterator[dict[str, Any]]:
+        def records(stream: RecordStream) -> Iterator[Any]:
             profiles = client.query_profiles(
                 where, properties, cohort, distinct_ids, data_group_id, include_all_users, page_size
             )
-            return profiles if raw else (normalize_profile(p) for p in profiles)
+            shaped = profiles if raw else (normalize_profile(p) for p in profiles)
+            return (dumps_line(p) for p in shaped) if encode else shaped
 
-        if include_all_users is not None and cohort is None:
-            raise MixpanelConfigError("include_all_users applies only with cohort_id: set cohort_id or drop it.")
         return RecordStream(records)
 
     # ------------------------------------------------------------ test_connection
@@ -410,17 +473,33 @@ def _event_names(events: Iterable[str] | str | None) -> list[str] | None:
     return names or None
 
 
-def _normalize_skipping(
-    lines: Iterator[dict[str, Any]],
-    skip: Callable[[bytes, MixpanelMalformedRecordError], None],
+def _events(
+    lines: Iterator[bytes],
+    *,
+    raw: bool,
+    encode: bool,
     time_in_ms: bool,
     timezone: str | None,
-) -> Iterator[dict[str, Any]]:
-    for record in lines:
-        try:
-            yield normalize_event(record, time_in_ms=time_in_ms, project_timezone=timezone)
-        except MixpanelMalformedRecordError as err:
-            skip(b"", err)
+    skip: Callable[[bytes, MixpanelMalformedRecordError], None] | None,
+) -> Iterator[Any]:
+    """Export lines to records: parsed (raw), normalized, or either as JSONL bytes."""
+    try:
+        for line in lines:
+            try:
+                record = loads_object(line)
+                if raw:
+                    yield line + b"\n" if encode else record
+                else:
+                    event = normalize_event(record, time_in_ms=time_in_ms, project_timezone=timezone)
+                    yield dumps_line(event) if encode else event
+            except MixpanelMalformedRecordError as err:
+                if skip is None:
+                    raise
+                skip(line, err)
+    finally:
+        close = getattr(lines, "close", None)
+        if close is not None:
+            close()
 
 
 def _skipper(stream: RecordStream) -> Callable[[bytes, MixpanelMalformedRecordError], None]:

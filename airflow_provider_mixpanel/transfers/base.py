@@ -7,7 +7,10 @@ the manifest returned to XCom, and lineage. A subclass only says how to reach it
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -16,7 +19,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mixpanel._compat import BaseOperator
-from airflow_provider_mixpanel.encoding import COMPRESSIONS, CONTENT_TYPES, Compressor, dumps_line
+from airflow_provider_mixpanel.encoding import COMPRESSIONS, CONTENT_TYPES, Compressor
 from airflow_provider_mixpanel.errors import (
     MixpanelConfigError,
     MixpanelError,
@@ -39,6 +42,8 @@ STREAMS = ("events", "profiles")
 # Lines are gathered into batches of about this size before compression: one compressor call per
 # batch instead of one per record.
 BATCH_BYTES = 256 * 1024
+# Batches waiting for the writer thread; bounds memory to about QUEUE_DEPTH * BATCH_BYTES.
+QUEUE_DEPTH = 4
 # A progress line at most this often (seconds).
 PROGRESS_INTERVAL = 10.0
 # Smallest part size accepted for rotation: smaller parts only multiply requests.
@@ -103,10 +108,10 @@ class Progress:
 
 
 class PartWriter:
-    """Encodes records into compressed JSONL parts and commits each when it is complete.
+    """Compresses JSONL batches into parts and commits each part when it is complete.
 
     Parts are numbered from ``first_part``; with ``max_file_size_bytes`` a part is committed once
-    its compressed size passes that many bytes and the next record starts a new one. Every
+    its compressed size passes that many bytes and the next batch starts a new one. Every
     committed part is complete; :meth:`abort` discards the part in flight.
     """
 
@@ -130,37 +135,34 @@ class PartWriter:
         self.parts: list[WrittenPart] = []
         self._upload: ObjectUpload | None = None
         self._compressor: Compressor | None = None
-        self._batch: list[bytes] = []
-        self._batch_bytes = 0
         self._part_records = 0
         self._part_bytes = 0
         self._aborted = False
 
-    def write_all(self, lines: Iterator[bytes]) -> None:
-        batch = self._batch
-        for line in lines:
-            batch.append(line)
-            self._part_records += 1
-            self._batch_bytes += len(line)
-            if self._batch_bytes >= BATCH_BYTES:
-                self._flush_batch()
-                if self.max_file_size_bytes is not None and self._part_bytes >= self.max_file_size_bytes:
-                    self._commit_part()
-                self.progress.maybe_log()
+    def write(self, data: bytes, records: int) -> None:
+        """Append a batch of ``records`` JSONL lines."""
+        if self._aborted:
+            raise AirflowTaskAborted("The upload was aborted (the task was killed).")
+        if self._upload is None:
+            self._open_part()
+        assert self._upload is not None and self._compressor is not None
+        self._part_records += records
+        self._send(self._compressor.compress(data))
+        if self.max_file_size_bytes is not None and self._part_bytes >= self.max_file_size_bytes:
+            self._commit_part()
 
     def finish(self) -> list[WrittenPart]:
         """Commit the part in flight; an empty stream still writes one (empty) part, so a re-run
         of an interval that became empty replaces its old data."""
-        if self._upload is not None or self._batch or not self.parts:
-            self._flush_batch()
+        if self._upload is None and not self.parts:
+            self._open_part()
+        if self._upload is not None:
             self._commit_part()
         return self.parts
 
     def abort(self) -> None:
         self._aborted = True
         upload, self._upload = self._upload, None
-        self._batch = []
-        self._batch_bytes = 0
         if upload is not None:
             upload.abort()
 
@@ -169,39 +171,87 @@ class PartWriter:
         self._upload = self.store.open(name, CONTENT_TYPES[self.compression])
         self._compressor = Compressor(self.compression, self.compression_level)
         self._part_bytes = 0
+        self._part_records = 0
 
-    def _flush_batch(self) -> None:
-        if self._aborted:
-            raise AirflowTaskAborted("The upload was aborted (the task was killed).")
-        if self._upload is None:
-            self._open_part()
-        assert self._upload is not None and self._compressor is not None
-        data = b"".join(self._batch)
-        self.progress.records += len(self._batch)
-        self.progress.bytes_in += len(data)
-        self._batch.clear()
-        self._batch_bytes = 0
-        compressed = self._compressor.compress(data)
+    def _send(self, compressed: bytes) -> None:
         if compressed:
+            assert self._upload is not None
             self._upload.write(compressed)
             self._part_bytes += len(compressed)
             self.progress.bytes_out += len(compressed)
 
     def _commit_part(self) -> None:
         assert self._upload is not None and self._compressor is not None
-        tail = self._compressor.flush()
-        if tail:
-            self._upload.write(tail)
-            self._part_bytes += len(tail)
-            self.progress.bytes_out += len(tail)
+        self._send(self._compressor.flush())
         upload, self._upload = self._upload, None
         upload.commit()
-        self.parts.append(WrittenPart(upload.name, self.store.uri(upload.name), self._part_records, self._part_bytes))
-        log.info(
-            "Committed %s (%s records, %s bytes)", self.store.uri(upload.name), self._part_records, self._part_bytes
-        )
+        uri = self.store.uri(upload.name)
+        self.parts.append(WrittenPart(upload.name, uri, self._part_records, self._part_bytes))
+        log.info("Committed %s (%s records, %s bytes)", uri, self._part_records, self._part_bytes)
         self.next_part += 1
-        self._part_records = 0
+
+
+class BackgroundPartWriter:
+    """Runs a :class:`PartWriter` on a worker thread, so compression and upload (which release
+    the GIL) overlap with reading and encoding records on the task's thread. The queue between
+    them is bounded, so memory is too; a failure on either side stops both."""
+
+    _STOP = object()
+
+    def __init__(self, writer: PartWriter, depth: int = QUEUE_DEPTH):
+        self._writer = writer
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="mixpanel-part-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def parts(self) -> list[WrittenPart]:
+        return self._writer.parts
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._STOP:
+                return
+            if self._error is None:
+                try:
+                    self._writer.write(*item)
+                except BaseException as err:
+                    self._error = err
+
+    def write(self, data: bytes, records: int) -> None:
+        while True:
+            if self._error is not None:
+                raise self._error
+            if self._writer._aborted:
+                raise AirflowTaskAborted("The upload was aborted (the task was killed).")
+            try:
+                self._queue.put((data, records), timeout=1.0)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> list[WrittenPart]:
+        """Wait until every batch is written, then commit the last part."""
+        self._queue.put(self._STOP)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._writer.finish()
+
+    def abort(self) -> None:
+        """Drop the batches not yet written, stop the worker, abort the part in flight."""
+        self._writer._aborted = True  # the worker stops at its next batch
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        with contextlib.suppress(queue.Full):
+            self._queue.put(self._STOP, timeout=30)
+        self._thread.join(30)
+        self._writer.abort()
 
 
 class BaseMixpanelStreamOperator(BaseOperator):
@@ -271,7 +321,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
         self.skip_malformed = skip_malformed
         self.mixpanel_conn_id = mixpanel_conn_id
         self.mixpanel_hook_kwargs = mixpanel_hook_kwargs
-        self._active_writer: PartWriter | None = None
+        self._active_writer: BackgroundPartWriter | None = None
         self._killed = False
         self._manifest: dict[str, Any] | None = None
 
@@ -338,25 +388,27 @@ class BaseMixpanelStreamOperator(BaseOperator):
     ) -> tuple[list[WrittenPart], int]:
         attempt = 0
         while True:
-            writer = PartWriter(
-                store,
-                name_template,
-                first_part,
-                self.compression,
-                self.compression_level,
-                self.max_file_size_bytes,
-                progress,
+            writer = BackgroundPartWriter(
+                PartWriter(
+                    store,
+                    name_template,
+                    first_part,
+                    self.compression,
+                    self.compression_level,
+                    self.max_file_size_bytes,
+                    progress,
+                )
             )
             self._active_writer = writer
             skipped = 0
             try:
                 for window in windows:
-                    records = self._records(window)
+                    lines = self._jsonl(window)
                     try:
-                        writer.write_all(dumps_line(record) for record in records)
+                        _write_batches(lines, writer, progress)
                     finally:
-                        records.close()
-                    skipped += records.skipped_malformed
+                        lines.close()
+                    skipped += lines.skipped_malformed
                 return writer.finish(), skipped
             except BaseException as err:
                 writer.abort()
@@ -384,10 +436,10 @@ class BaseMixpanelStreamOperator(BaseOperator):
             return False
         return store.is_transient(err)
 
-    def _records(self, window: Window) -> RecordStream:
+    def _jsonl(self, window: Window) -> RecordStream:
         if self.stream == "events":
             assert window.first is not None and window.last is not None
-            return self.hook.stream_events(
+            return self.hook.stream_events_jsonl(
                 from_date=window.first,
                 to_date=window.last,
                 events=self.events,
@@ -395,7 +447,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
                 raw=self.raw,
                 skip_malformed=self.skip_malformed,
             )
-        return self.hook.stream_profiles(
+        return self.hook.stream_profiles_jsonl(
             where=self.where or None,
             raw=self.raw,
             cohort_id=self.cohort_id,
@@ -489,6 +541,26 @@ class BaseMixpanelStreamOperator(BaseOperator):
         name = template.split(PART_PLACEHOLDER, 1)[0].rsplit("/", 1)[0] if PART_PLACEHOLDER in template else template
         outputs = [Dataset(namespace=f"{scheme}://{bucket}", name=name or "/")]
         return OperatorLineage(inputs=inputs, outputs=outputs)
+
+
+def _write_batches(lines: Iterator[bytes], writer: BackgroundPartWriter, progress: Progress) -> None:
+    """Gather JSONL lines into batches of about :data:`BATCH_BYTES` and hand them to the writer."""
+    batch: list[bytes] = []
+    size = 0
+    for line in lines:
+        batch.append(line)
+        size += len(line)
+        if size >= BATCH_BYTES:
+            writer.write(b"".join(batch), len(batch))
+            progress.records += len(batch)
+            progress.bytes_in += size
+            batch = []
+            size = 0
+            progress.maybe_log()
+    if batch:
+        writer.write(b"".join(batch), len(batch))
+        progress.records += len(batch)
+        progress.bytes_in += size
 
 
 def _windows(first: date, last: date, window_days: int | None) -> list[Window]:

@@ -274,3 +274,12 @@ def test_on_kill_aborts_the_upload_in_flight(mixpanel, s3):
     killer.join()
     assert open_multipart_uploads(client, bucket) == []
     assert s3_objects(client, bucket) == {}
+
+
+def test_raw_lines_are_written_byte_for_byte(make_server, s3, samples, monkeypatch):
+    path = samples / "event_objects_unicode_escapes_mixpanel_docs_pubsub.jsonl"
+    server = make_server(export_file=path)
+    monkeypatch.setenv("AIRFLOW_CONN_MIXPANEL_DEFAULT", server.connection_json())
+    client, bucket = s3
+    operator(bucket, raw=True, compression=None, s3_key="verbatim.jsonl").execute({})
+    assert s3_objects(client, bucket)["verbatim.jsonl"] == path.read_bytes()
