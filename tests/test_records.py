@@ -147,3 +147,20 @@ def test_every_profile_property_is_kept(properties, distinct_id):
     assert profile["distinct_id"] == distinct_id
     assert profile["properties"] == {k: v for k, v in properties.items() if k != "$last_seen"}
     assert profile["last_seen"] == properties.get("$last_seen")
+
+
+@given(
+    st.dictionaries(st.text(max_size=10), json_values, max_size=8),
+    st.one_of(st.integers(min_value=0, max_value=4_000_000_000), st.floats(min_value=0, max_value=4e9)),
+    st.booleans(),
+    st.sampled_from([None, "America/New_York", "Asia/Kolkata"]),
+)
+def test_jsonl_normalizer_writes_what_normalize_event_gives(extra, time, time_in_ms, timezone):
+    from airflow_provider_mixpanel.encoding import dumps_line
+    from airflow_provider_mixpanel.records import jsonl_event_normalizer
+
+    raw = {"event": "e", "properties": {**extra, "time": time}}
+    to_jsonl = jsonl_event_normalizer(time_in_ms=time_in_ms, project_timezone=timezone)
+    expected = dumps_line(normalize_event(raw, time_in_ms=time_in_ms, project_timezone=timezone))
+    assert dumps_line(to_jsonl(raw)) == expected
+    assert dumps_line(to_jsonl(raw)) == expected, "the cached time must give the same text"

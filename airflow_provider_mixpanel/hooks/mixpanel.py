@@ -23,9 +23,9 @@ from airflow_provider_mixpanel.client import (
     REGIONS,
     MixpanelClient,
 )
-from airflow_provider_mixpanel.encoding import dumps_line, loads_object
+from airflow_provider_mixpanel.encoding import check_object, dumps_line, loads_object
 from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelError, MixpanelMalformedRecordError
-from airflow_provider_mixpanel.records import normalize_event, normalize_profile
+from airflow_provider_mixpanel.records import jsonl_event_normalizer, normalize_event, normalize_profile
 
 log = logging.getLogger(__name__)
 
@@ -483,15 +483,21 @@ def _events(
     skip: Callable[[bytes, MixpanelMalformedRecordError], None] | None,
 ) -> Iterator[Any]:
     """Export lines to records: parsed (raw), normalized, or either as JSONL bytes."""
+    to_jsonl = jsonl_event_normalizer(time_in_ms=time_in_ms, project_timezone=timezone)
     try:
         for line in lines:
             try:
+                if raw and encode:  # the line's own bytes: only check that it is a JSON object
+                    check_object(line)
+                    yield line + b"\n"
+                    continue
                 record = loads_object(line)
                 if raw:
-                    yield line + b"\n" if encode else record
+                    yield record
+                elif encode:
+                    yield dumps_line(to_jsonl(record))
                 else:
-                    event = normalize_event(record, time_in_ms=time_in_ms, project_timezone=timezone)
-                    yield dumps_line(event) if encode else event
+                    yield normalize_event(record, time_in_ms=time_in_ms, project_timezone=timezone)
             except MixpanelMalformedRecordError as err:
                 if skip is None:
                     raise

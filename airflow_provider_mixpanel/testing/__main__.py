@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export-file", help="serve this JSONL file for every export request")
     parser.add_argument("--engage-file", action="append", default=[], help="an engage page (repeat, in order)")
     parser.add_argument("--bytes-per-second", type=float, help="throttle each export response to this rate")
+    parser.add_argument("--cache-bodies", action="store_true", help="replay gzip export bodies from memory")
     args = parser.parse_args(argv)
 
     server = MixpanelTestServer(
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         export_file=args.export_file,
         engage_files=args.engage_file,
         bytes_per_second=args.bytes_per_second,
+        cache_bodies=args.cache_bodies,
     )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

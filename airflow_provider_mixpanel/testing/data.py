@@ -21,6 +21,9 @@ _SENTINEL_ID = "@@ID@@"
 _SENTINEL_INSERT = "@@INSERT@@"
 _SENTINEL_PROCESSED = 2_222_222_222_222
 _SENTINEL_AMOUNT = 333.25
+_SENTINEL_DEVICE = "@@DEVICE@@"
+_SENTINEL_SESSION = "@@SESSION@@"
+_SENTINEL_PRODUCT = 444_444_444
 
 
 def _event_template(name: str, city: str, plan: str, *, ascii_escape: bool) -> bytes:
@@ -32,12 +35,14 @@ def _event_template(name: str, city: str, plan: str, *, ascii_escape: bool) -> b
             "distinct_id": _SENTINEL_ID,
             "$insert_id": _SENTINEL_INSERT,
             "mp_processing_time_ms": _SENTINEL_PROCESSED,
+            "$device_id": _SENTINEL_DEVICE,
+            "session_id": _SENTINEL_SESSION,
             "$browser": "Chrome",
             "$browser_version": 131,
             "$city": city,
             "$region": "Región Metropolitana",
             "mp_country_code": "BR",
-            "$current_url": "https://shop.example.com/products/42?utm_source=newsletter&utm_medium=email",
+            "$current_url": f"https://shop.example.com/products/{_SENTINEL_PRODUCT}?utm_source=newsletter&utm_medium=email",
             "$initial_referrer": "$direct",
             "$os": "Mac OS X",
             "$screen_height": 1117,
@@ -60,6 +65,9 @@ def _event_template(name: str, city: str, plan: str, *, ascii_escape: bool) -> b
     text = text.replace(f'"{_SENTINEL_ID}"', '"%s"', 1)
     text = text.replace(f'"{_SENTINEL_INSERT}"', '"%s"', 1)
     text = text.replace(str(_SENTINEL_PROCESSED), "%d", 1)
+    text = text.replace(f'"{_SENTINEL_DEVICE}"', '"%s"', 1)
+    text = text.replace(f'"{_SENTINEL_SESSION}"', '"%s"', 1)
+    text = text.replace(str(_SENTINEL_PRODUCT), "%d", 1)
     text = text.replace(str(_SENTINEL_AMOUNT), "%d.%02d", 1)
     return (text + "\n").encode("utf-8")
 
@@ -94,11 +102,15 @@ class SyntheticEvents:
                 continue
             offset_ms = i * step
             when = start * 1000 + offset_ms if time_in_ms else start + offset_ms // 1000
+            user = (i * 7919 + ordinal) % 50_000
             yield template % (
                 when,
-                b"user-%d" % ((i * 7919 + ordinal) % 50_000),
+                b"user-%d" % user,
                 b"%07d-%08d" % (ordinal, i),
                 start * 1000 + offset_ms + 1500,
+                b"%016x" % ((user * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF),
+                b"%016x" % (((i // 7) * 0xC2B2AE3D27D4EB4F + ordinal) & 0xFFFFFFFFFFFFFFFF),
+                (i * 2654435761) % 100_000,
                 i % 1000,
                 i % 100,
             )

@@ -90,6 +90,7 @@ class ServerConfig:
     export_file: Path | None = None
     engage_files: tuple[Path, ...] = ()
     bytes_per_second: float | None = None
+    cache_bodies: bool = False
     faults: list[Fault] = field(default_factory=list)
 
 
@@ -111,6 +112,8 @@ class MixpanelTestServer:
     :param export_file: serve this JSONL file's bytes, verbatim, for every export request.
     :param engage_files: serve these JSON files as engage pages 0, 1, ... verbatim.
     :param bytes_per_second: throttle each export response to about this rate (per connection).
+    :param cache_bodies: keep each gzip export response in memory and replay it for the same
+        request, so the server costs almost no CPU (benchmarks).
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **config: Any):
@@ -122,6 +125,7 @@ class MixpanelTestServer:
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._synthetic: dict[tuple[int, bool], SyntheticEvents] = {}
+        self._body_cache: dict[tuple, list[bytes]] = {}
         self._httpd = _Server((host, port), _Handler)
         self._httpd.owner = self
         self._thread: threading.Thread | None = None
@@ -365,11 +369,23 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind in ("drop", "terminated_early", "malformed", "truncated_gzip", "stall"):
             lines = _with_fault(lines, fault)
         accepts_gzip = "gzip" in self.headers.get("Accept-Encoding", "")
-        self._stream_body(
-            lines,
-            gzip=(config.gzip and accepts_gzip) or (fault is not None and fault.kind == "truncated_gzip"),
-            throttle=config.bytes_per_second,
-        )
+        gzip = (config.gzip and accepts_gzip) or (fault is not None and fault.kind == "truncated_gzip")
+        if not (config.cache_bodies and gzip and fault is None):
+            self._stream_body(lines, gzip=gzip, throttle=config.bytes_per_second)
+            return
+        key = (first, last, names, limit, time_in_ms, config.events_per_day, config.ascii_escape)
+        cached = owner._body_cache.get(key)
+        if cached is None:
+            recorder = _Recorder(self.wfile)
+            self.wfile = recorder  # type: ignore[assignment]
+            try:
+                self._stream_body(lines, gzip=gzip, throttle=config.bytes_per_second)
+            finally:
+                self.wfile = recorder.inner
+            owner._body_cache[key] = recorder.parts
+            return
+        for part in cached:
+            self.wfile.write(part)
 
     def _stream_body(self, lines: Iterator[bytes], *, gzip: bool, throttle: float | None) -> None:
         """Send the lines chunked; gzip only when the body turns out larger than 1400 bytes.
@@ -488,6 +504,21 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _TruncateGzip(Exception):
     pass
+
+
+class _Recorder:
+    """Passes writes through and keeps a copy of them."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return self.inner.write(data)
+
+    def flush(self) -> None:
+        self.inner.flush()
 
 
 def _range_lines(

@@ -1,0 +1,218 @@
+"""`make bench`: throughput and peak memory of every path, against plain baselines, in one run.
+
+Each path streams the same synthetic day from the bundled Mixpanel server (gzip bodies replayed
+from memory, so the server costs almost nothing) and runs in its own process, so its peak RSS is
+its own. Results go to benchmarks/RESULTS.md.
+
+    python benchmarks/run.py [--sizes 10000,100000,1000000] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import requests
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from airflow_provider_mixpanel.testing.emulators import GCSEmulator, S3Emulator  # noqa: E402
+from airflow_provider_mixpanel.testing.server import MixpanelTestServer  # noqa: E402
+
+BUCKET = "bench-bucket"
+SIZES = (10_000, 100_000, 1_000_000)
+PATHS = (
+    "baseline-ceiling",
+    "baseline-naive",
+    "hook-normalized",
+    "hook-raw",
+    "sink-normalized-gzip",
+    "sink-raw-gzip",
+    "s3-normalized",
+    "s3-raw",
+    "gcs-normalized",
+    "gcs-raw",
+    "cli-devnull",
+)
+LEVELS = (1, 3, 6, 9)
+RSS_BUDGET_MIB = 64
+NORMALIZED_TARGET = 3.0
+RAW_TARGET = 0.70
+
+
+def run_path(path: str, events: int, env: dict[str, str]) -> dict:
+    result = subprocess.run(
+        [sys.executable, str(HERE / "paths.py"), path, str(events)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"{path} {events} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    line = [x for x in result.stdout.splitlines() if x.startswith("{")][-1]
+    measured = json.loads(line)
+    measured["events_per_s"] = measured["events"] / measured["seconds"]
+    print(
+        f"  {path:24s} {events:>9,} events  {measured['events_per_s']:>10,.0f} ev/s  "
+        f"peak {measured['peak_rss_mib']:7.1f} MiB",
+        flush=True,
+    )
+    return measured
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    versions = ", ".join(
+        f"{p} {version(p)}"
+        for p in ("apache-airflow", "msgspec", "requests", "urllib3", "boto3", "google-cloud-storage")
+    )
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}; {versions}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    parser.add_argument("--paths", default=",".join(PATHS))
+    parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    paths = args.paths.split(",")
+    results: dict[tuple[str, int], dict] = {}
+    levels: dict[str, dict] = {}
+    started = time.monotonic()
+    with S3Emulator() as s3, GCSEmulator() as gcs:
+        s3.client().create_bucket(Bucket=BUCKET)
+        gcs.client().create_bucket(BUCKET)
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+        base_env.update(
+            AIRFLOW_HOME=str(HERE / ".airflow-home"),
+            AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            AIRFLOW_CONN_AWS_DEFAULT=s3.connection_json(),
+            AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT=gcs.connection_json(),
+            STORAGE_EMULATOR_HOST=gcs.url,
+            BENCH_BUCKET=BUCKET,
+            PYTHONPATH=str(HERE.parent),
+        )
+        for events in sizes:
+            with MixpanelTestServer(events_per_day=events, cache_bodies=True) as server:
+                env = {**base_env, "AIRFLOW_CONN_MIXPANEL_DEFAULT": server.connection_json()}
+                warm = requests.get(
+                    f"{server.url}/api/2.0/export",
+                    params={"from_date": "2024-03-01", "to_date": "2024-03-01", "project_id": 12345},
+                    auth=("test-user", "test-secret"),
+                    headers={"Accept-Encoding": "gzip"},
+                    timeout=600,
+                )
+                warm.raise_for_status()
+                print(f"{events:,} events/day: {len(warm.content) / events:.0f} bytes per event", flush=True)
+                for path in paths:
+                    results[path, events] = run_path(path, events, env)
+                if events == max(sizes):
+                    for level in LEVELS:
+                        measured = run_path("sink-normalized-gzip", events, {**env, "BENCH_GZIP_LEVEL": str(level)})
+                        levels[f"gzip level {level}"] = measured
+                    levels["zstd level 3"] = run_path("sink-normalized-zstd", events, env)
+                    levels["none"] = run_path("sink-normalized-none", events, env)
+    report = render(results, levels, sizes, paths, time.monotonic() - started)
+    Path(args.output).write_text(report)
+    print(f"\nWrote {args.output}")
+    return 0 if "**missed**" not in report else 1
+
+
+def render(results: dict, levels: dict, sizes: list[int], paths: list[str], elapsed: float) -> str:
+    big, small = max(sizes), min(sizes)
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {machine()}.",
+        "",
+        f"Reproduce: `make bench` (`python benchmarks/run.py --sizes {','.join(map(str, sizes))}`); "
+        f"this run took {elapsed / 60:.1f} min. Every path streams the same synthetic day (about 800-byte "
+        "events with nested properties and non-ASCII text) from the bundled Mixpanel server over HTTP on "
+        "127.0.0.1, gzip on the wire, and runs in its own process; times exclude interpreter start and "
+        "imports except for the CLI. The *sink* paths run the operators' whole write path (JSONL, "
+        "compression on the writer thread, part rotation) into the same counting sink as the baselines.",
+        "",
+        "## Throughput and peak memory",
+        "",
+        "| path | "
+        + " | ".join(f"{n:,} events: ev/s" for n in sizes)
+        + " | MB/s (largest) | "
+        + " | ".join(f"peak RSS {n:,} (MiB)" for n in sizes)
+        + " |",
+        "|---|" + "---:|" * (2 * len(sizes) + 1),
+    ]
+    for path in paths:
+        row = [path]
+        row += [f"{results[path, n]['events_per_s']:,.0f}" for n in sizes]
+        largest = results[path, big]
+        row.append(f"{largest['events'] * 800 / 1e6 / largest['seconds']:,.0f}")
+        row += [f"{results[path, n]['peak_rss_mib']:.0f}" for n in sizes]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "## Targets (same run, same sink)", ""]
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    naive = results["baseline-naive", big]["events_per_s"]
+    ceiling = results["baseline-ceiling", big]["events_per_s"]
+    normalized = results["sink-normalized-gzip", big]["events_per_s"]
+    raw = results["sink-raw-gzip", big]["events_per_s"]
+    lines.append(
+        f"- Normalized events to gzip JSONL: {normalized:,.0f} ev/s = **{normalized / naive:.1f}x** the naive "
+        f"baseline ({naive:,.0f} ev/s); target >= {NORMALIZED_TARGET:.0f}x: "
+        f"{verdict(normalized / naive >= NORMALIZED_TARGET)}."
+    )
+    lines.append(
+        f"- Raw events to gzip: {raw:,.0f} ev/s = **{raw / ceiling:.0%}** of the byte ceiling "
+        f"({ceiling:,.0f} ev/s); target >= {RAW_TARGET:.0%}: {verdict(raw / ceiling >= RAW_TARGET)}."
+    )
+    worst = max(paths, key=lambda p: results[p, big]["peak_rss_mib"] - results[p, small]["peak_rss_mib"])
+    growth = results[worst, big]["peak_rss_mib"] - results[worst, small]["peak_rss_mib"]
+    lines.append(
+        f"- Peak RSS at {big:,} events within {RSS_BUDGET_MIB} MiB of {small:,} for every path: largest growth "
+        f"{growth:.1f} MiB ({worst}): {verdict(growth <= RSS_BUDGET_MIB)}."
+    )
+    for path in paths:
+        grow = results[path, big]["peak_rss_mib"] - results[path, small]["peak_rss_mib"]
+        before, after = results[path, small]["peak_rss_mib"], results[path, big]["peak_rss_mib"]
+        lines.append(f"  - {path}: {before:.0f} -> {after:.0f} MiB (+{grow:.1f})")
+    if levels:
+        lines += [
+            "",
+            f"## Compression ({big:,} normalized events, sink path)",
+            "",
+            "| compression | ev/s | output MB | ratio to uncompressed |",
+            "|---|---:|---:|---:|",
+        ]
+        plain = levels["none"]["bytes_out"]
+        for name, measured in levels.items():
+            lines.append(
+                f"| {name} | {measured['events_per_s']:,.0f} | {measured['bytes_out'] / 1e6:,.1f} | "
+                f"{measured['bytes_out'] / plain:.3f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
