@@ -7,7 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 PYTEST_ARGS ?=
 
-.PHONY: install test lint unit demo docs bench build clean
+AIRFLOW_2_VERSION ?= 2.11.2
+
+.PHONY: install test test-airflow2 lint unit demo docs bench build clean
 
 install: $(STAMP)
 
@@ -29,6 +31,10 @@ unit: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint unit
+
+# The same suite on Airflow 2.11, in a venv of its own.
+test-airflow2:
+	$(MAKE) unit VENV=.venv-airflow2 AIRFLOW_VERSION=$(AIRFLOW_2_VERSION)
 
 demo: install
 	$(BIN)/python scripts/demo.py

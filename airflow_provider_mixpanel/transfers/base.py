@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cached_property
@@ -29,6 +30,7 @@ from airflow_provider_mixpanel.errors import (
 from airflow_provider_mixpanel.hooks.mixpanel import MixpanelHook, parse_date
 from airflow_provider_mixpanel.transfers.writer import (
     PART_PLACEHOLDER,
+    WINDOW_PLACEHOLDER,
     ObjectStore,
     ObjectUpload,
     part_name,
@@ -46,6 +48,10 @@ BATCH_BYTES = 256 * 1024
 QUEUE_DEPTH = 4
 # A progress line at most this often (seconds).
 PROGRESS_INTERVAL = 10.0
+# Mixpanel allows 100 concurrent export queries per project.
+MAX_ACTIVE_WINDOWS = 100
+# ... and 3 per second: export requests start at least this far apart.
+MIN_SECONDS_BETWEEN_REQUESTS = 0.34
 # Smallest part size accepted for rotation: smaller parts only multiply requests.
 MIN_FILE_SIZE_BYTES = 64 * 1024
 
@@ -75,6 +81,36 @@ class Window:
     def __str__(self) -> str:
         return "profiles" if self.first is None else f"{self.first}..{self.last}"
 
+    @property
+    def label(self) -> str:
+        """What ``{window}`` becomes in object names: the day, or ``FIRST_LAST`` for longer windows."""
+        return str(self.first) if self.first == self.last else f"{self.first}_{self.last}"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Windows written and restarted together, into objects named from one template."""
+
+    windows: list[Window]
+    name_template: str
+
+
+class RequestPacer:
+    """Spaces the starts of requests made from several threads at least ``interval`` seconds apart."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
 
 class Progress:
     """Counts what passed and logs it every :data:`PROGRESS_INTERVAL` seconds."""
@@ -86,6 +122,12 @@ class Progress:
         self.bytes_out = 0
         self.started = time.monotonic()
         self._next_log = self.started + PROGRESS_INTERVAL
+        self._lock = threading.Lock()  # windows may stream concurrently
+
+    def add(self, records: int, bytes_in: int) -> None:
+        with self._lock:
+            self.records += records
+            self.bytes_in += bytes_in
 
     def maybe_log(self) -> None:
         now = time.monotonic()
@@ -178,7 +220,8 @@ class PartWriter:
             assert self._upload is not None
             self._upload.write(compressed)
             self._part_bytes += len(compressed)
-            self.progress.bytes_out += len(compressed)
+            with self.progress._lock:
+                self.progress.bytes_out += len(compressed)
 
     def _commit_part(self) -> None:
         assert self._upload is not None and self._compressor is not None
@@ -269,8 +312,14 @@ class BaseMixpanelStreamOperator(BaseOperator):
     :param compression_level: level of that compression; ``None`` takes its default.
     :param max_file_size_bytes: start a new part once the current one passes this many bytes
         (compressed); the object name must then hold ``{part}``, which becomes ``00000``, ``00001``...
+        An object name may also hold ``{window}``: the window's day (``2024-03-01``), or
+        ``FIRST_LAST`` for windows of several days, so every window writes objects of its own.
     :param window_days: split the date range into requests of this many days (``None``: one
         request). With part rotation each window is restarted on its own after a transient failure.
+    :param max_active_windows: stream this many windows at once (each into parts of its own; the
+        object name must then hold ``{window}``). Mixpanel serves one export slowly, so a long
+        range is network-bound: 4 windows at once fetch it several times faster. Export requests
+        start at most 3 per second, within Mixpanel's limits (at most 100 at once).
     :param max_stream_restarts: how often a window (or, without rotation, the whole object) is
         streamed again from scratch after a transient failure mid-stream, its upload aborted first.
     :param skip_malformed: skip and count lines that are not JSON objects instead of failing.
@@ -298,6 +347,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
         compression_level: int | None = None,
         max_file_size_bytes: int | None = None,
         window_days: int | None = None,
+        max_active_windows: int = 1,
         max_stream_restarts: int = 2,
         skip_malformed: bool = False,
         mixpanel_conn_id: str = MixpanelHook.default_conn_name,
@@ -317,11 +367,13 @@ class BaseMixpanelStreamOperator(BaseOperator):
         self.compression_level = compression_level
         self.max_file_size_bytes = max_file_size_bytes
         self.window_days = window_days
+        self.max_active_windows = max_active_windows
         self.max_stream_restarts = max_stream_restarts
         self.skip_malformed = skip_malformed
         self.mixpanel_conn_id = mixpanel_conn_id
         self.mixpanel_hook_kwargs = mixpanel_hook_kwargs
-        self._active_writer: BackgroundPartWriter | None = None
+        self._active_writers: set[BackgroundPartWriter] = set()
+        self._pacer = RequestPacer(MIN_SECONDS_BETWEEN_REQUESTS)
         self._killed = False
         self._manifest: dict[str, Any] | None = None
 
@@ -348,18 +400,23 @@ class BaseMixpanelStreamOperator(BaseOperator):
             f" {windows[0].first}..{windows[-1].last}" if self.stream == "events" else ""
         )
         progress = Progress(what)
-        rotating = self.max_file_size_bytes is not None
-        # With rotation every window writes parts of its own and restarts alone; without, the
-        # whole range is one object, and a restart rewrites all of it.
-        units = [[w] for w in windows] if rotating else [windows]
-        parts: list[WrittenPart] = []
-        skipped = 0
-        for unit in units:
-            unit_parts, unit_skipped = self._write_unit(store, unit, name_template, len(parts), progress)
-            parts.extend(unit_parts)
-            skipped += unit_skipped
+        units = self._units(windows, name_template)
+        if self.max_active_windows > 1 and len(units) > 1:
+            results = self._write_concurrently(store, units, progress)
+        else:
+            results = []
+            next_part = 0
+            for unit in units:
+                # Windows sharing one name template continue its part numbers.
+                first = 0 if WINDOW_PLACEHOLDER in name_template else next_part
+                results.append(self._write_unit(store, unit, first, progress))
+                next_part = first + len(results[-1][0])
+        parts = [part for unit_parts, _ in results for part in unit_parts]
+        skipped = sum(unit_skipped for _, unit_skipped in results)
         progress.log(final=True)
-        deleted = self._delete_stale_parts(store, name_template, {p.name for p in parts})
+        deleted: list[str] = []
+        for template in dict.fromkeys(unit.name_template for unit in units):
+            deleted += self._delete_stale_parts(store, template, {p.name for p in parts})
         self._manifest = {
             "stream": self.stream,
             "from_date": str(windows[0].first) if self.stream == "events" else None,
@@ -378,20 +435,42 @@ class BaseMixpanelStreamOperator(BaseOperator):
 
     def on_kill(self) -> None:
         self._killed = True
-        writer = self._active_writer
-        if writer is not None:
+        for writer in list(self._active_writers):
             log.warning("Task killed: aborting the upload in flight.")
             writer.abort()
 
+    def _units(self, windows: list[Window], name_template: str) -> list[Unit]:
+        """With ``{window}`` or part rotation every window writes parts of its own and restarts
+        alone; otherwise the whole range is one object, and a restart rewrites all of it."""
+        if WINDOW_PLACEHOLDER in name_template:
+            return [Unit([w], name_template.replace(WINDOW_PLACEHOLDER, w.label)) for w in windows]
+        if self.max_file_size_bytes is not None:
+            return [Unit([w], name_template) for w in windows]
+        return [Unit(windows, name_template)]
+
+    def _write_concurrently(
+        self, store: ObjectStore, units: list[Unit], progress: Progress
+    ) -> list[tuple[list[WrittenPart], int]]:
+        log.info("Streaming %d windows, %d at a time.", len(units), self.max_active_windows)
+        with ThreadPoolExecutor(self.max_active_windows, thread_name_prefix="mixpanel-window") as pool:
+            futures = [pool.submit(self._write_unit, store, unit, 0, progress) for unit in units]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                for future in futures:  # windows not started yet; those in flight finish or fail
+                    future.cancel()
+                raise
+
     def _write_unit(
-        self, store: ObjectStore, windows: list[Window], name_template: str, first_part: int, progress: Progress
+        self, store: ObjectStore, unit: Unit, first_part: int, progress: Progress
     ) -> tuple[list[WrittenPart], int]:
+        windows = unit.windows
         attempt = 0
         while True:
             writer = BackgroundPartWriter(
                 PartWriter(
                     store,
-                    name_template,
+                    unit.name_template,
                     first_part,
                     self.compression,
                     self.compression_level,
@@ -399,10 +478,11 @@ class BaseMixpanelStreamOperator(BaseOperator):
                     progress,
                 )
             )
-            self._active_writer = writer
+            self._active_writers.add(writer)
             skipped = 0
             try:
                 for window in windows:
+                    self._pacer.wait()
                     lines = self._jsonl(window)
                     try:
                         _write_batches(lines, writer, progress)
@@ -426,7 +506,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
                     self.max_stream_restarts,
                 )
             finally:
-                self._active_writer = None
+                self._active_writers.discard(writer)
 
     @staticmethod
     def _is_transient(store: ObjectStore, err: BaseException) -> bool:
@@ -503,6 +583,21 @@ class BaseMixpanelStreamOperator(BaseOperator):
                     f"{task}: max_file_size_bytes is set, so {name_arg} must hold the placeholder {PART_PLACEHOLDER} "
                     f"for the part number: e.g. {_with_part(template)!r}."
                 )
+        if template.count(WINDOW_PLACEHOLDER) > 1:
+            raise MixpanelConfigError(f"{task}: {name_arg}={template!r} holds {WINDOW_PLACEHOLDER} more than once.")
+        if WINDOW_PLACEHOLDER in template and self.stream != "events":
+            raise MixpanelConfigError(f"{task}: {WINDOW_PLACEHOLDER} in {name_arg} needs stream='events'.")
+        if not isinstance(self.max_active_windows, int) or not 1 <= self.max_active_windows <= MAX_ACTIVE_WINDOWS:
+            raise MixpanelConfigError(
+                f"{task}: max_active_windows={self.max_active_windows!r}: use 1 to {MAX_ACTIVE_WINDOWS} "
+                "(Mixpanel allows 100 concurrent export queries per project)."
+            )
+        if self.max_active_windows > 1 and WINDOW_PLACEHOLDER not in template:
+            raise MixpanelConfigError(
+                f"{task}: max_active_windows={self.max_active_windows} writes every window separately, so "
+                f"{name_arg} must hold {WINDOW_PLACEHOLDER}: e.g. "
+                f"'mixpanel/events/{WINDOW_PLACEHOLDER}/part-{PART_PLACEHOLDER}.jsonl.gz'."
+            )
         if self.window_days is not None and (not isinstance(self.window_days, int) or self.window_days < 1):
             raise MixpanelConfigError(f"{task}: window_days={self.window_days!r}: use a whole number of days >= 1.")
         if not isinstance(self.max_stream_restarts, int) or self.max_stream_restarts < 0:
@@ -552,15 +647,13 @@ def _write_batches(lines: Iterator[bytes], writer: BackgroundPartWriter, progres
         size += len(line)
         if size >= BATCH_BYTES:
             writer.write(b"".join(batch), len(batch))
-            progress.records += len(batch)
-            progress.bytes_in += size
+            progress.add(len(batch), size)
             batch = []
             size = 0
             progress.maybe_log()
     if batch:
         writer.write(b"".join(batch), len(batch))
-        progress.records += len(batch)
-        progress.bytes_in += size
+        progress.add(len(batch), size)
 
 
 def _windows(first: date, last: date, window_days: int | None) -> list[Window]:

@@ -59,6 +59,7 @@ class ObjectStore(ABC):
 
 
 PART_PLACEHOLDER = "{part}"
+WINDOW_PLACEHOLDER = "{window}"
 
 
 def part_name(template: str, number: int) -> str:

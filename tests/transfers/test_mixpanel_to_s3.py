@@ -283,3 +283,73 @@ def test_raw_lines_are_written_byte_for_byte(make_server, s3, samples, monkeypat
     client, bucket = s3
     operator(bucket, raw=True, compression=None, s3_key="verbatim.jsonl").execute({})
     assert s3_objects(client, bucket)["verbatim.jsonl"] == path.read_bytes()
+
+
+def test_window_placeholder_gives_every_day_its_objects(mixpanel, s3):
+    server = mixpanel(events_per_day=200)
+    client, bucket = s3
+    manifest = operator(
+        bucket, from_date="2024-03-01", to_date="2024-03-04", window_days=1, s3_key="ev/{window}/part-{part}.jsonl.gz"
+    ).execute({})
+    objects = s3_objects(client, bucket)
+    assert sorted(objects) == [f"ev/2024-03-0{d}/part-00000.jsonl.gz" for d in range(1, 5)]
+    for day in range(1, 5):
+        records = jsonl(objects[f"ev/2024-03-0{day}/part-00000.jsonl.gz"])
+        assert len(records) == 200 and {r["event_time"][:10] for r in records} == {f"2024-03-0{day}"}
+    assert manifest["records"] == 800 and len(server.export_requests()) == 4
+
+
+def test_concurrent_windows_write_the_same_as_sequential(mixpanel, s3):
+    server = mixpanel(events_per_day=3000)
+    client, bucket = s3
+    options = dict(from_date="2024-03-01", to_date="2024-03-06", window_days=2, compression=None)
+    manifest = operator(
+        bucket, max_active_windows=3, max_file_size_bytes=1024 * 1024, s3_key="c/{window}/part-{part}.jsonl", **options
+    ).execute({})
+    objects = s3_objects(client, bucket)
+    assert sorted({k.split("/")[1] for k in objects}) == [
+        "2024-03-01_2024-03-02",
+        "2024-03-03_2024-03-04",
+        "2024-03-05_2024-03-06",
+    ]
+    records = [r for k in sorted(objects) for r in jsonl(objects[k], None)]
+    assert len(records) == 18_000 == manifest["records"]
+    assert len({r["insert_id"] for r in records}) == 18_000
+    assert manifest["files"] == [f"s3://{bucket}/{k}" for k in sorted(objects)]
+    starts = sorted(server.export_requests(), key=lambda r: r.params["from_date"])
+    assert [r.params["from_date"] for r in starts] == ["2024-03-01", "2024-03-03", "2024-03-05"]
+
+
+def test_concurrent_window_failure_fails_the_task_and_leaves_only_complete_parts(mixpanel, s3):
+    server = mixpanel(events_per_day=3000)
+    server.add_fault("status", status=403)
+    client, bucket = s3
+    with pytest.raises(Exception, match="403"):
+        operator(
+            bucket,
+            from_date="2024-03-01",
+            to_date="2024-03-04",
+            window_days=1,
+            max_active_windows=2,
+            compression=None,
+            s3_key="f/{window}.jsonl",
+        ).execute({})
+    for key, body in s3_objects(client, bucket).items():
+        assert len(jsonl(body, None)) == 3000, f"{key} is partial"
+    assert open_multipart_uploads(client, bucket) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_active_windows": 2, "window_days": 1}, r"must hold \{window\}"),
+        ({"max_active_windows": 0}, "max_active_windows=0"),
+        ({"max_active_windows": 101, "s3_key": "{window}.gz"}, "max_active_windows=101"),
+        ({"stream": "profiles", "s3_key": "{window}.gz", "from_date": None, "to_date": None}, "needs stream='events'"),
+    ],
+)
+def test_window_arguments_are_checked(mixpanel, s3, kwargs, match):
+    server = mixpanel()
+    with pytest.raises(MixpanelConfigError, match=match):
+        operator(s3[1], **kwargs).execute({})
+    assert server.requests == []
