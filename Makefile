@@ -34,7 +34,7 @@ test: lint unit
 
 # The same suite on Airflow 2.11, in a venv of its own.
 test-airflow2:
-	$(MAKE) unit VENV=.venv-airflow2 AIRFLOW_VERSION=$(AIRFLOW_2_VERSION)
+	$(MAKE) unit VENV=.venv-airflow2 AIRFLOW_VERSION=$(AIRFLOW_2_VERSION) EXTRAS=amazon,google,zstd,test
 
 demo: install
 	$(BIN)/python scripts/demo.py

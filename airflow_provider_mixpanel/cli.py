@@ -98,7 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_airflow(args.debug)
     from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelError
 
-    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=64 * 1024)
+    # Records get their own handle on stdout; anything else printed to stdout (Airflow 2 logs to
+    # it) goes to stderr, so stdout carries nothing but JSONL.
+    sys.stdout.flush()
+    saved_stdout = os.dup(1)
+    out = os.fdopen(os.dup(1), "wb", buffering=64 * 1024)
+    os.dup2(2, 1)
     records: Any = None
     try:
         records = _open_stream(args)
@@ -129,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         with contextlib.suppress(BrokenPipeError):
             out.close()
+        sys.stdout.flush()
+        os.dup2(saved_stdout, 1)
+        os.close(saved_stdout)
     if not args.quiet:
         print(f"{PROG}: {count:,} records", file=sys.stderr)
     return 0
@@ -199,7 +207,12 @@ def _quiet_airflow(debug: bool) -> None:
     """Keep stderr for progress and errors: Airflow's and urllib3's logs only with --debug."""
     level = logging.DEBUG if debug else logging.WARNING
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "DEBUG" if debug else "ERROR")
+    with warnings.catch_warnings():  # Airflow 2 prints deprecation notices while it is imported
+        if not debug:
+            warnings.simplefilter("ignore")
+        import airflow  # noqa: F401
     logging.basicConfig(level=level, format=f"{PROG}: %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("airflow").setLevel(logging.DEBUG if debug else logging.ERROR)
     if not debug:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)

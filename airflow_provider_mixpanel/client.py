@@ -23,6 +23,7 @@ from datetime import date
 from typing import Any, NoReturn
 
 import requests
+import requests.adapters
 import urllib3.exceptions
 
 from airflow_provider_mixpanel import __version__
@@ -72,6 +73,8 @@ DEFAULT_BACKOFF_MAX = 60.0
 # A Retry-After longer than this (the hourly quota) fails the call instead of parking a worker.
 DEFAULT_MAX_RETRY_AFTER = 300.0
 TERMINATED_EARLY = b"terminated early"
+# Mixpanel allows 100 concurrent export queries per project; keep a connection for each.
+CONNECTION_POOL_SIZE = 100
 
 _TRANSPORT_ERRORS = (
     requests.RequestException,
@@ -145,7 +148,13 @@ class MixpanelClient:
         self.backoff_max = backoff_max
         self.max_retry_after = max_retry_after
         self._sleep = sleep
-        self._session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            # Room for every export stream an operator may run at once (max_active_windows).
+            adapter = requests.adapters.HTTPAdapter(pool_maxsize=CONNECTION_POOL_SIZE)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self._session = session
         # Legacy project secrets authenticate as "<secret>:" (secret as the Basic-auth user).
         self._session.auth = (self.username, secret) if self.username else (secret, "")
         self._session.headers["User-Agent"] = f"airflow-provider-mixpanel/{__version__}"

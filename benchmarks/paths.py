@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 DAY = "2024-03-01"
+WEEK = {"from_date": "2024-03-01", "to_date": "2024-03-08", "window_days": 1}
 LEVEL_OVERRIDE = os.environ.get("BENCH_GZIP_LEVEL")
 
 
@@ -111,18 +112,21 @@ def hook_consume(events: int, raw: bool) -> dict[str, Any]:
     return {"events": count, "seconds": time.perf_counter() - started, "bytes_out": 0}
 
 
-def operator_path(events: int, destination: str, raw: bool, compression: str | None = "gzip") -> dict[str, Any]:
+def operator_path(
+    events: int, destination: str, raw: bool, compression: str | None = "gzip", **options: Any
+) -> dict[str, Any]:
     """The operator's whole path. ``destination`` ``sink`` swaps the object store for the counting
     sink, so it compares with the baselines on equal terms; ``s3`` / ``gcs`` use the emulators."""
     from airflow_provider_mixpanel.transfers.mixpanel_to_gcs import MixpanelStreamToGCSOperator
     from airflow_provider_mixpanel.transfers.mixpanel_to_s3 import MixpanelStreamToS3Operator
     from airflow_provider_mixpanel.transfers.writer import ObjectStore, ObjectUpload
 
-    key = f"bench/{uuid.uuid4().hex}/part-{{part}}.jsonl.gz"
+    key = f"bench/{uuid.uuid4().hex}/{{window}}/part-{{part}}.jsonl.gz"
     level = int(LEVEL_OVERRIDE) if LEVEL_OVERRIDE and compression == "gzip" else None
     common = dict(
         task_id="bench", from_date=DAY, to_date=DAY, raw=raw, compression=compression, compression_level=level
     )
+    common.update(options)
     if destination == "gcs":
         operator: Any = MixpanelStreamToGCSOperator(bucket=os.environ["BENCH_BUCKET"], object_name=key, **common)
     else:
@@ -199,6 +203,9 @@ PATHS = {
     "gcs-normalized": lambda n: operator_path(n, "gcs", raw=False),
     "gcs-raw": lambda n: operator_path(n, "gcs", raw=True),
     "cli-devnull": cli_devnull,
+    # A week of days from a server throttled per connection (network-bound, like real Mixpanel).
+    "windows-1": lambda n: operator_path(n, "sink", raw=False, **WEEK, max_active_windows=1),
+    "windows-4": lambda n: operator_path(n, "sink", raw=False, **WEEK, max_active_windows=4),
 }
 
 
