@@ -27,7 +27,7 @@ import requests.adapters
 import urllib3.exceptions
 
 from airflow_provider_mixpanel import __version__
-from airflow_provider_mixpanel.encoding import loads_object
+from airflow_provider_mixpanel.encoding import convert_lines, loads_object
 from airflow_provider_mixpanel.errors import (
     MixpanelAuthError,
     MixpanelConfigError,
@@ -213,7 +213,7 @@ class MixpanelClient:
             :class:`~airflow_provider_mixpanel.errors.MixpanelMalformedRecordError` instead.
         """
         lines = self.export_lines(from_date, to_date, events, where, limit, time_in_ms)
-        return _parse_lines(lines, on_malformed)
+        return convert_lines(lines, loads_object, on_malformed)
 
     def _stream_export(self, params: dict[str, Any]) -> Iterator[bytes]:
         what = f"export {params['from_date']}..{params['to_date']}"
@@ -461,23 +461,6 @@ class MixpanelClient:
             "(dates, event names, where expression).",
             **kwargs,
         )
-
-
-def _parse_lines(
-    lines: Iterator[bytes], on_malformed: Callable[[bytes, MixpanelMalformedRecordError], None] | None
-) -> Iterator[dict[str, Any]]:
-    try:
-        for line in lines:
-            try:
-                yield loads_object(line)
-            except MixpanelMalformedRecordError as err:
-                if on_malformed is None:
-                    raise
-                on_malformed(line, err)
-    finally:
-        close = getattr(lines, "close", None)
-        if close is not None:
-            close()
 
 
 def _body_chunks(response: requests.Response) -> Iterator[bytes]:

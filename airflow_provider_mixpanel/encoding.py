@@ -8,6 +8,7 @@ line; ``datetime`` values are written as ISO-8601 (``2020-10-13T17:48:31+00:00``
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -73,6 +74,27 @@ def check_object(line: bytes) -> None:
         _object_checker.decode(line)
     except msgspec.DecodeError:
         loads_object(line)  # the precise error, or the rare line only the standard library reads
+
+
+def convert_lines(
+    lines: Iterator[bytes],
+    convert: Callable[[bytes], Any],
+    on_malformed: Callable[[bytes, MixpanelMalformedRecordError], None] | None,
+) -> Iterator[Any]:
+    """``convert`` each line. A line it finds malformed is passed to ``on_malformed`` and skipped,
+    or, without ``on_malformed``, raises. Closing the result closes ``lines``."""
+    try:
+        for line in lines:
+            try:
+                yield convert(line)
+            except MixpanelMalformedRecordError as err:
+                if on_malformed is None:
+                    raise
+                on_malformed(line, err)
+    finally:
+        close = getattr(lines, "close", None)
+        if close is not None:
+            close()
 
 
 def _preview(line: bytes, limit: int = 100) -> str:

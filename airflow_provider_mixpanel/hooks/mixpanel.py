@@ -23,7 +23,7 @@ from airflow_provider_mixpanel.client import (
     REGIONS,
     MixpanelClient,
 )
-from airflow_provider_mixpanel.encoding import check_object, dumps_line, loads_object
+from airflow_provider_mixpanel.encoding import check_object, convert_lines, dumps_line, loads_object
 from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelError, MixpanelMalformedRecordError
 from airflow_provider_mixpanel.records import jsonl_event_normalizer, normalize_event, normalize_profile
 
@@ -241,8 +241,8 @@ class MixpanelHook(BaseHook):
 
         def records(stream: RecordStream) -> Iterator[Any]:
             lines = client.export_lines(first, last, names, where, limit, time_in_ms)
-            skip = _skipper(stream) if skip_malformed else None
-            return _events(lines, raw=raw, encode=encode, time_in_ms=time_in_ms, timezone=timezone, skip=skip)
+            convert = _event_converter(raw=raw, encode=encode, time_in_ms=time_in_ms, timezone=timezone)
+            return convert_lines(lines, convert, _skipper(stream) if skip_malformed else None)
 
         return RecordStream(records)
 
@@ -473,39 +473,21 @@ def _event_names(events: Iterable[str] | str | None) -> list[str] | None:
     return names or None
 
 
-def _events(
-    lines: Iterator[bytes],
-    *,
-    raw: bool,
-    encode: bool,
-    time_in_ms: bool,
-    timezone: str | None,
-    skip: Callable[[bytes, MixpanelMalformedRecordError], None] | None,
-) -> Iterator[Any]:
-    """Export lines to records: parsed (raw), normalized, or either as JSONL bytes."""
-    to_jsonl = jsonl_event_normalizer(time_in_ms=time_in_ms, project_timezone=timezone)
-    try:
-        for line in lines:
-            try:
-                if raw and encode:  # the line's own bytes: only check that it is a JSON object
-                    check_object(line)
-                    yield line + b"\n"
-                    continue
-                record = loads_object(line)
-                if raw:
-                    yield record
-                elif encode:
-                    yield dumps_line(to_jsonl(record))
-                else:
-                    yield normalize_event(record, time_in_ms=time_in_ms, project_timezone=timezone)
-            except MixpanelMalformedRecordError as err:
-                if skip is None:
-                    raise
-                skip(line, err)
-    finally:
-        close = getattr(lines, "close", None)
-        if close is not None:
-            close()
+def _event_converter(*, raw: bool, encode: bool, time_in_ms: bool, timezone: str | None) -> Callable[[bytes], Any]:
+    """What one export line becomes: parsed (raw), normalized, or either as a JSONL line."""
+    if raw and encode:
+
+        def passthrough(line: bytes) -> bytes:  # the line's own bytes, checked to be an object
+            check_object(line)
+            return line + b"\n"
+
+        return passthrough
+    if raw:
+        return loads_object
+    if encode:
+        to_jsonl = jsonl_event_normalizer(time_in_ms=time_in_ms, project_timezone=timezone)
+        return lambda line: dumps_line(to_jsonl(loads_object(line)))
+    return lambda line: normalize_event(loads_object(line), time_in_ms=time_in_ms, project_timezone=timezone)
 
 
 def _skipper(stream: RecordStream) -> Callable[[bytes, MixpanelMalformedRecordError], None]:

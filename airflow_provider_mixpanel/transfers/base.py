@@ -633,7 +633,9 @@ class BaseMixpanelStreamOperator(BaseOperator):
         source = self.hook.get_conn().export_url if self.stream == "events" else self.hook.get_conn().engage_url
         namespace = source.split("/api/", 1)[0]
         inputs = [Dataset(namespace=namespace, name=f"project/{settings.project_id}/{self.stream}")]
-        name = template.split(PART_PLACEHOLDER, 1)[0].rsplit("/", 1)[0] if PART_PLACEHOLDER in template else template
+        # Several objects: their common "directory", as the official transfer operators name it.
+        head = template.split(PART_PLACEHOLDER, 1)[0].split(WINDOW_PLACEHOLDER, 1)[0]
+        name = head.rsplit("/", 1)[0] if head != template else template
         outputs = [Dataset(namespace=f"{scheme}://{bucket}", name=name or "/")]
         return OperatorLineage(inputs=inputs, outputs=outputs)
 
