@@ -103,7 +103,7 @@ def _preview(line: bytes, limit: int = 100) -> str:
 
 
 COMPRESSIONS = ("gzip", "zstd", None)
-# Level 6 is zlib's default; level 1 is ~3x faster for ~15% larger files (benchmarks/RESULTS.md).
+# gzip 6 (zlib's default) writes ~20% less than level 1; exports arrive slower than it compresses (RESULTS.md).
 DEFAULT_LEVELS = {"gzip": 6, "zstd": 3}
 FILE_SUFFIXES = {"gzip": ".gz", "zstd": ".zst", None: ""}
 CONTENT_TYPES = {"gzip": "application/gzip", "zstd": "application/zstd", None: "application/x-ndjson"}

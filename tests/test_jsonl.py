@@ -76,3 +76,16 @@ def test_any_gzip_chunking_gives_back_every_record(items, cuts):
     chunks = [decompressor.decompress(piece) for piece in _cut(compressed, cuts)]
     assert decompressor.eof
     assert [json.loads(line) for line in split_lines(chunks)] == items
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet=st.sampled_from(list(TRICKY) + list("ab東")), min_size=1000, max_size=200_000), max_size=4
+    ),
+    st.integers(min_value=1, max_value=5000),
+)
+def test_very_long_lines_with_separators_in_small_chunks(texts, chunk_size):
+    data = b"".join(json.dumps({"t": t}, ensure_ascii=False).encode() + b"\n" for t in texts)
+    chunks = [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)]
+    assert [json.loads(line)["t"] for line in split_lines(chunks)] == texts
