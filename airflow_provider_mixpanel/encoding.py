@@ -25,7 +25,7 @@ _object_checker = msgspec.json.Decoder(type=dict[str, msgspec.Raw])
 
 
 def dumps_line(record: dict[str, Any]) -> bytes:
-    """One record as a JSONL line: compact UTF-8 JSON followed by ``\n``.
+    """One record as a JSONL line: compact UTF-8 JSON followed by ``\\n``.
 
     A top-level ``datetime`` (the normalized ``event_time``) is written as ISO-8601 with
     ``+00:00``. A record holding a lone UTF-16 surrogate (which UTF-8 cannot carry) is written
