@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -101,6 +102,7 @@ def main() -> int:
     parser.add_argument("--paths", default=",".join(PATHS))
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop every server
     sizes = [int(s) for s in args.sizes.split(",")]
     paths = args.paths.split(",")
     results: dict[tuple[str, int], dict] = {}
