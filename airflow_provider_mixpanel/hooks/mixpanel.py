@@ -25,6 +25,7 @@ from airflow_provider_mixpanel.client import (
 )
 from airflow_provider_mixpanel.encoding import check_object, convert_lines, dumps_line, loads_object
 from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelError, MixpanelMalformedRecordError
+from airflow_provider_mixpanel.get_provider_info import get_provider_info
 from airflow_provider_mixpanel.records import jsonl_event_normalizer, normalize_event, normalize_profile
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,31 @@ class MixpanelHook(BaseHook):
 
     def __repr__(self) -> str:
         return f"MixpanelHook(mixpanel_conn_id={self.mixpanel_conn_id!r})"
+
+    # Airflow 3.2+ builds the connection form from get_provider_info() without importing the hook;
+    # these two give Airflow 2.11 to 3.1 the same form, from the same declaration.
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        behaviour = _connection_type()["ui-field-behaviour"]
+        return {
+            "hidden_fields": behaviour["hidden-fields"],
+            "relabeling": behaviour["relabeling"],
+            "placeholders": behaviour["placeholders"],
+        }
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import StringField
+
+        return {
+            name: StringField(
+                lazy_gettext(field["label"]), widget=BS3TextFieldWidget(), description=field["description"]
+            )
+            for name, field in _connection_type()["conn-fields"].items()
+        }
 
     # ------------------------------------------------------------ connection
 
@@ -338,6 +364,11 @@ class MixpanelHook(BaseHook):
             return False, f"{type(err).__name__}: {err}"
         who = f"service account {settings.username!r}" if settings.username else "a legacy project secret"
         return True, (f"Connected to Mixpanel project {settings.project_id} in region {settings.region!r} as {who}.")
+
+
+def _connection_type() -> dict[str, Any]:
+    (connection_type,) = get_provider_info()["connection-types"]
+    return connection_type
 
 
 def settings_from_connection(

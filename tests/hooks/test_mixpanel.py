@@ -261,3 +261,13 @@ def test_test_connection_bad_field(make_server, monkeypatch):
     set_conn(monkeypatch, server, extra={"project_id": "x"})
     ok, message = MixpanelHook().test_connection()
     assert not ok and "project_id" in message
+
+
+def test_connection_form_for_airflow_before_3_2():
+    behaviour = MixpanelHook.get_ui_field_behaviour()
+    assert behaviour["hidden_fields"] == ["schema", "port"]
+    assert behaviour["relabeling"]["password"] == "Service account secret"
+    pytest.importorskip("wtforms")
+    pytest.importorskip("flask_appbuilder")
+    widgets = MixpanelHook.get_connection_form_widgets()
+    assert set(widgets) == {"project_id", "region", "workspace_id", "project_timezone"}
