@@ -129,6 +129,10 @@ class Progress:
             self.records += records
             self.bytes_in += bytes_in
 
+    def add_written(self, bytes_out: int) -> None:
+        with self._lock:
+            self.bytes_out += bytes_out
+
     def maybe_log(self) -> None:
         now = time.monotonic()
         if now >= self._next_log:
@@ -202,6 +206,14 @@ class PartWriter:
             self._commit_part()
         return self.parts
 
+    @property
+    def stopped(self) -> bool:
+        return self._aborted
+
+    def stop(self) -> None:
+        """Refuse further batches (another thread then calls :meth:`abort`)."""
+        self._aborted = True
+
     def abort(self) -> None:
         self._aborted = True
         upload, self._upload = self._upload, None
@@ -220,8 +232,7 @@ class PartWriter:
             assert self._upload is not None
             self._upload.write(compressed)
             self._part_bytes += len(compressed)
-            with self.progress._lock:
-                self.progress.bytes_out += len(compressed)
+            self.progress.add_written(len(compressed))
 
     def _commit_part(self) -> None:
         assert self._upload is not None and self._compressor is not None
@@ -267,7 +278,7 @@ class BackgroundPartWriter:
         while True:
             if self._error is not None:
                 raise self._error
-            if self._writer._aborted:
+            if self._writer.stopped:
                 raise AirflowTaskAborted("The upload was aborted (the task was killed).")
             try:
                 self._queue.put((data, records), timeout=1.0)
@@ -285,7 +296,7 @@ class BackgroundPartWriter:
 
     def abort(self) -> None:
         """Drop the batches not yet written, stop the worker, abort the part in flight."""
-        self._writer._aborted = True  # the worker stops at its next batch
+        self._writer.stop()  # the worker stops at its next batch
         while True:
             try:
                 self._queue.get_nowait()
