@@ -73,6 +73,7 @@ DEFAULT_BACKOFF_MAX = 60.0
 # A Retry-After longer than this (the hourly quota) fails the call instead of parking a worker.
 DEFAULT_MAX_RETRY_AFTER = 300.0
 TERMINATED_EARLY = b"terminated early"
+TERMINATED_EARLY_MAX_LINE = len(TERMINATED_EARLY) + 8  # room for surrounding whitespace
 # Mixpanel allows 100 concurrent export queries per project; keep a connection for each.
 CONNECTION_POOL_SIZE = 100
 
@@ -223,7 +224,8 @@ class MixpanelClient:
             yielded = 0
             try:
                 for line in split_lines(_body_chunks(response)):
-                    if line.strip() == TERMINATED_EARLY:
+                    # Only a short line can be the marker: no strip() on every event line.
+                    if len(line) < TERMINATED_EARLY_MAX_LINE and line.strip() == TERMINATED_EARLY:
                         raise _TruncatedBody("Mixpanel sent 'terminated early'")
                     yield line
                     yielded += 1

@@ -105,7 +105,6 @@ def _preview(line: bytes, limit: int = 100) -> str:
 COMPRESSIONS = ("gzip", "zstd", None)
 # gzip 6 (zlib's default) writes ~20% less than level 1; exports arrive slower than it compresses (RESULTS.md).
 DEFAULT_LEVELS = {"gzip": 6, "zstd": 3}
-FILE_SUFFIXES = {"gzip": ".gz", "zstd": ".zst", None: ""}
 CONTENT_TYPES = {"gzip": "application/gzip", "zstd": "application/zstd", None: "application/x-ndjson"}
 
 

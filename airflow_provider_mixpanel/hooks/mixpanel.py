@@ -331,19 +331,12 @@ class MixpanelHook(BaseHook):
         encode: bool,
     ) -> RecordStream:
         cohort = _optional_int(cohort_id, "cohort_id")
-        if include_all_users is not None and cohort is None:
-            raise MixpanelConfigError("include_all_users applies only with cohort_id: set cohort_id or drop it.")
-        properties = [output_properties] if isinstance(output_properties, str) else output_properties
-        client = self.client
-
-        def records(stream: RecordStream) -> Iterator[Any]:
-            profiles = client.query_profiles(
-                where, properties, cohort, distinct_ids, data_group_id, include_all_users, page_size
-            )
-            shaped = profiles if raw else (normalize_profile(p) for p in profiles)
-            return (dumps_line(p) for p in shaped) if encode else shaped
-
-        return RecordStream(records)
+        # The client checks its arguments now; the first request waits for the first next().
+        profiles = self.client.query_profiles(
+            where, output_properties, cohort, distinct_ids, data_group_id, include_all_users, page_size
+        )
+        shaped = profiles if raw else (normalize_profile(p) for p in profiles)
+        return RecordStream(lambda _: (dumps_line(p) for p in shaped) if encode else shaped)
 
     # ------------------------------------------------------------ test_connection
 

@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from http import HTTPStatus
@@ -198,11 +198,6 @@ class MixpanelTestServer:
 
     def engage_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith("/engage")]
-
-    def expected_events(self, from_date: date, to_date: date, names: Iterable[str] | None = None) -> int:
-        """How many synthetic events the server holds for the inclusive range."""
-        days = (to_date - from_date).days + 1
-        return days * self.synthetic(False).day_count(names=frozenset(names) if names else None)
 
     def synthetic(self, ascii_escape: bool) -> SyntheticEvents:
         key = (self.config.events_per_day, ascii_escape)  # events_per_day may be changed between requests

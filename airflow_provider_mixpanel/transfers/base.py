@@ -259,10 +259,6 @@ class BackgroundPartWriter:
         self._thread = threading.Thread(target=self._run, name="mixpanel-part-writer", daemon=True)
         self._thread.start()
 
-    @property
-    def parts(self) -> list[WrittenPart]:
-        return self._writer.parts
-
     def _run(self) -> None:
         while True:
             item = self._queue.get()
@@ -386,7 +382,6 @@ class BaseMixpanelStreamOperator(BaseOperator):
         self._active_writers: set[BackgroundPartWriter] = set()
         self._pacer = RequestPacer(MIN_SECONDS_BETWEEN_REQUESTS)
         self._killed = False
-        self._manifest: dict[str, Any] | None = None
 
     @cached_property
     def hook(self) -> MixpanelHook:
@@ -428,7 +423,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
         deleted: list[str] = []
         for template in dict.fromkeys(unit.name_template for unit in units):
             deleted += self._delete_stale_parts(store, template, {p.name for p in parts})
-        self._manifest = {
+        manifest = {
             "stream": self.stream,
             "from_date": str(windows[0].first) if self.stream == "events" else None,
             "to_date": str(windows[-1].last) if self.stream == "events" else None,
@@ -442,7 +437,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
             "deleted_stale_files": [store.uri(n) for n in deleted],
         }
         self._lineage = (store.scheme, bucket, name_template)
-        return self._manifest
+        return manifest
 
     def on_kill(self) -> None:
         self._killed = True
