@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 AIRFLOW_VERSION ?= 3.3.2
-EXTRAS ?= amazon,google,zstd,test,docs
+# Extras are what users install; development tools come from pyproject.toml's dependency groups.
+EXTRAS ?= amazon,google,zstd
+GROUPS ?= dev
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 PYTEST_ARGS ?=
@@ -18,14 +20,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 	# --compile-bytecode: this machine sets PYTHONDONTWRITEBYTECODE, and Airflow runs ~50% slower without .pyc
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode \
-		"apache-airflow==$(AIRFLOW_VERSION)" -e ".[$(EXTRAS)]"
+		"apache-airflow==$(AIRFLOW_VERSION)" -e ".[$(EXTRAS)]" $(addprefix --group ,$(GROUPS))
 	rm -f $(VENV)/.installed-*
 	touch $@
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy airflow_provider_mixpanel
+	$(BIN)/mypy
 
 unit: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -34,7 +36,7 @@ test: lint unit
 
 # The same suite on Airflow 2.11, in a venv of its own.
 test-airflow2:
-	$(MAKE) unit VENV=.venv-airflow2 AIRFLOW_VERSION=$(AIRFLOW_2_VERSION) EXTRAS=amazon,google,zstd,test
+	$(MAKE) unit VENV=.venv-airflow2 AIRFLOW_VERSION=$(AIRFLOW_2_VERSION) GROUPS=test
 
 demo: install
 	$(BIN)/python scripts/demo.py

@@ -2,8 +2,8 @@
 
 Each line is the hook's record serialized exactly as the operators write it, so a file from the
 command and an object from an operator agree byte for byte. Progress and errors go to stderr;
-errors are one line saying what to do (``--debug`` for a traceback). The connection is resolved
-the way Airflow resolves it: ``AIRFLOW_CONN_*`` variables, the secrets backend, the metastore.
+errors are one line saying what to do (``--debug`` for a traceback). The connection is found the
+way ``airflow connections get`` finds it, in every store (see :func:`_resolve_connection`).
 """
 
 from __future__ import annotations
@@ -95,7 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _quiet_airflow(args.debug)
+    try:
+        _quiet_airflow(args.debug)
+    except Exception as err:  # e.g. the configured metadata database's driver is not installed
+        return _fail(err, args.debug, EXIT_ERROR, f"Airflow did not start: {type(err).__name__}: {err}")
     from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelError
 
     # Records get their own handle on stdout; anything else printed to stdout (Airflow 2 logs to
@@ -124,10 +127,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(err, args.debug, EXIT_ERROR)
     except Exception as err:
         if type(err).__name__ == "AirflowNotFoundException":
+            env_var = f"AIRFLOW_CONN_{args.conn_id.upper()}"
             message = (
-                f"Connection {args.conn_id!r} is not defined: set AIRFLOW_CONN_{args.conn_id.upper()} "
-                "(JSON or URI), add it to your secrets backend, or create it in the Airflow UI; "
-                "or pass --conn-id."
+                f"Connection {args.conn_id!r} is not defined in the secrets backend, {env_var} or the "
+                f"metadata database this shell sees (`airflow connections get {args.conn_id}` looks in the "
+                f"same places): set {env_var} (JSON or URI), add it to your secrets backend or in the "
+                "Airflow UI, or pass --conn-id."
             )
             return _fail(err, args.debug, EXIT_ERROR, message)
         return _fail(err, args.debug, EXIT_ERROR, f"{type(err).__name__}: {err}")
@@ -142,10 +147,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _resolve_connection(conn_id: str) -> Any:
+    """The connection from the first store that has it, in Airflow's own order: the configured
+    secrets backend, then the ``AIRFLOW_CONN_<ID>`` environment variable, then the metadata database.
+
+    Not ``BaseHook.get_connection``: on Airflow 3 that is the Task SDK's lookup, which outside a
+    task searches only the secrets backend and environment variables (a task reaches the database
+    through the execution API server, which a terminal has not got). The core model's lookup, which
+    ``airflow connections get`` uses, searches the server-side chain, the database included, on
+    Airflow 3 as on 2.11. Raises ``AirflowNotFoundException`` when no store has the id.
+    """
+    from airflow.models.connection import Connection
+
+    return Connection.get_connection_from_secrets(conn_id)
+
+
 def _open_stream(args: argparse.Namespace) -> Any:
     from airflow_provider_mixpanel.hooks.mixpanel import MixpanelHook
 
-    hook = MixpanelHook(mixpanel_conn_id=args.conn_id)
+    hook = MixpanelHook.from_connection(_resolve_connection(args.conn_id))
     if args.command == "events":
         return hook.stream_events_jsonl(
             from_date=args.from_date,
@@ -213,6 +233,9 @@ def _quiet_airflow(debug: bool) -> None:
         import airflow  # noqa: F401
     logging.basicConfig(level=level, format=f"{PROG}: %(levelname)s %(name)s: %(message)s")
     logging.getLogger("airflow").setLevel(logging.DEBUG if debug else logging.ERROR)
+    # A store that cannot be read (Airflow 2 logs the database's traceback at ERROR) matters only
+    # when no store has the connection, which is one error line; --debug shows why.
+    logging.getLogger("airflow.models.connection").setLevel(logging.DEBUG if debug else logging.CRITICAL)
     if not debug:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)

@@ -1,11 +1,13 @@
 """MixpanelClient: Mixpanel's Raw Event Export and Engage APIs over plain ``requests``.
 
 No Airflow here: the hook turns a connection into a client. The client owns regions, auth,
-timeouts, retries, gzip and engage pagination, and yields raw records (dicts) lazily.
+timeouts, retries, pacing within Mixpanel's limits, gzip and engage pagination, and yields raw
+records lazily.
 
 Retry rule: a request is retried (429, 5xx, connection errors, timeouts) only while none of its
-records has been yielded, so a retry never delivers a record twice. A failure after that raises
-:class:`~airflow_provider_mixpanel.errors.MixpanelStreamInterruptedError`.
+records has been yielded, so a retry never delivers a record twice. An export that breaks after
+that raises :class:`~airflow_provider_mixpanel.errors.MixpanelStreamInterruptedError`; an engage
+page that breaks is asked for again and resumes after the profiles already yielded.
 """
 
 from __future__ import annotations
@@ -14,46 +16,37 @@ import email.utils
 import http.client
 import json
 import logging
-import random
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import date
-from typing import Any, NoReturn
+from typing import Any
 
 import requests
 import requests.adapters
 import urllib3.exceptions
 
 from airflow_provider_mixpanel import __version__
-from airflow_provider_mixpanel.encoding import convert_lines, loads_object
+from airflow_provider_mixpanel.connection import REGIONS, check_credentials
+from airflow_provider_mixpanel.dates import parse_date
+from airflow_provider_mixpanel.engage import EngagePage, read_engage_page
 from airflow_provider_mixpanel.errors import (
-    MixpanelAuthError,
     MixpanelConfigError,
     MixpanelError,
     MixpanelMalformedRecordError,
-    MixpanelQueryError,
     MixpanelRateLimitError,
     MixpanelServerError,
     MixpanelStreamInterruptedError,
+    error_for_status,
 )
-from airflow_provider_mixpanel.jsonl import split_lines
+from airflow_provider_mixpanel.jsonl import convert_lines, loads_object, split_lines
+from airflow_provider_mixpanel.pacing import EXPORT_LIMITS, QUERY_LIMITS, RequestPacer, shared_pacer
+from airflow_provider_mixpanel.retry import RetryPolicy, RetryState, is_retryable
+
+__all__ = ["REGIONS", "MixpanelClient"]
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class RegionHosts:
-    export: str
-    query: str
-
-
-REGIONS: dict[str, RegionHosts] = {
-    "us": RegionHosts(export="https://data.mixpanel.com", query="https://mixpanel.com"),
-    "eu": RegionHosts(export="https://data-eu.mixpanel.com", query="https://eu.mixpanel.com"),
-    "in": RegionHosts(export="https://data-in.mixpanel.com", query="https://in.mixpanel.com"),
-}
 EXPORT_PATH = "/api/2.0/export"
 ENGAGE_PATH = "/api/query/engage"
 
@@ -66,16 +59,14 @@ MAX_ERROR_BODY_BYTES = 64 * 1024
 # Large exports can take minutes before the first byte (peers use 600-1200 s).
 DEFAULT_READ_TIMEOUT = 600.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_MAX_RETRIES = 5
-# First backoff wait; it doubles each retry (2, 4, 8, 16, 32 s: about a minute in all), with jitter.
-DEFAULT_BACKOFF_BASE = 2.0
-DEFAULT_BACKOFF_MAX = 60.0
-# A Retry-After longer than this (the hourly quota) fails the call instead of parking a worker.
-DEFAULT_MAX_RETRY_AFTER = 300.0
+# Profiles asked for per engage page when the caller does not say: 1,000,000 profiles in 20
+# queries of the query API's 60 per hour (Mixpanel's own default, 1,000, would need 1,000 queries,
+# about 17 hours of quota). Pages are parsed as they arrive, so a large page costs no memory.
+DEFAULT_ENGAGE_PAGE_SIZE = 50_000
 TERMINATED_EARLY = b"terminated early"
 TERMINATED_EARLY_MAX_LINE = len(TERMINATED_EARLY) + 8  # room for surrounding whitespace
 # Mixpanel allows 100 concurrent export queries per project; keep a connection for each.
-CONNECTION_POOL_SIZE = 100
+CONNECTION_POOL_SIZE = EXPORT_LIMITS.concurrent
 
 _TRANSPORT_ERRORS = (
     requests.RequestException,
@@ -101,11 +92,10 @@ class MixpanelClient:
     :param base_url: replaces Mixpanel's hosts for both APIs (a proxy or the bundled test server).
     :param connect_timeout: seconds to wait for a TCP connection.
     :param read_timeout: seconds to wait for the next bytes of a response.
-    :param max_retries: retries of one request after a 429, a 5xx or a connection error.
-    :param backoff_base: seconds before the first retry; doubles each retry, with jitter.
-    :param backoff_max: cap of one backoff wait, in seconds.
-    :param max_retry_after: longest ``Retry-After`` honoured; a longer one fails the call at once.
+    :param retry_policy: how 429s, 5xx answers and connection errors are retried.
     :param source: how errors name where the credentials came from, e.g. ``connection 'mixpanel_default'``.
+    :param pacing: keep Mixpanel's per-second and concurrency limits (shared by every client of
+        the same project in this process); off only for tests.
     """
 
     def __init__(
@@ -119,22 +109,13 @@ class MixpanelClient:
         base_url: str | None = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        backoff_base: float = DEFAULT_BACKOFF_BASE,
-        backoff_max: float = DEFAULT_BACKOFF_MAX,
-        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
-        source: str = "the Mixpanel credentials",
+        retry_policy: RetryPolicy | None = None,
+        source: str = "Mixpanel connection",
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        pacing: bool = True,
     ):
-        if region not in REGIONS:
-            raise MixpanelConfigError(
-                f"Unknown Mixpanel region {region!r} in {source}: use one of {', '.join(REGIONS)}."
-            )
-        if not secret:
-            raise MixpanelConfigError(f"No Mixpanel secret in {source}: set the service account secret.")
-        if username and project_id is None:
-            raise MixpanelConfigError(f"No project_id in {source}: service accounts need the numeric project id.")
+        check_credentials(username=username, secret=secret, project_id=project_id, region=region, where=source)
         self.username = username or None
         self.project_id = project_id
         self.region = region
@@ -144,11 +125,10 @@ class MixpanelClient:
         self.export_url = (base or REGIONS[region].export) + EXPORT_PATH
         self.engage_url = (base or REGIONS[region].query) + ENGAGE_PATH
         self.timeout = (connect_timeout, read_timeout)
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.max_retry_after = max_retry_after
+        self.retry_policy = retry_policy or RetryPolicy()
         self._sleep = sleep
+        self._export_pacer = shared_pacer(self.export_url, project_id, EXPORT_LIMITS) if pacing else None
+        self._query_pacer = shared_pacer(self.engage_url, project_id, QUERY_LIMITS) if pacing else None
         if session is None:
             session = requests.Session()
             # Room for every export stream an operator may run at once (max_active_windows).
@@ -175,14 +155,19 @@ class MixpanelClient:
         self,
         from_date: date | str,
         to_date: date | str,
-        events: Iterable[str] | None = None,
+        *,
+        events: Iterable[str] | str | None = None,
         where: str | None = None,
         limit: int | None = None,
         time_in_ms: bool = False,
     ) -> Iterator[bytes]:
         """Yield each line of ``GET /api/2.0/export`` as bytes, exactly as Mixpanel sent it
-        (without its ``\\n``). ``from_date`` and ``to_date`` are inclusive days."""
-        params: dict[str, Any] = {"from_date": str(from_date), "to_date": str(to_date)}
+        (without its ``\\n``). ``from_date`` and ``to_date`` are inclusive days (a ``datetime``
+        counts as its date)."""
+        params: dict[str, Any] = {
+            "from_date": parse_date(from_date, "from_date").isoformat(),
+            "to_date": parse_date(to_date, "to_date").isoformat(),
+        }
         if events:
             names = [events] if isinstance(events, str) else list(events)
             params["event"] = json.dumps(names, ensure_ascii=False)
@@ -201,7 +186,8 @@ class MixpanelClient:
         self,
         from_date: date | str,
         to_date: date | str,
-        events: Iterable[str] | None = None,
+        *,
+        events: Iterable[str] | str | None = None,
         where: str | None = None,
         limit: int | None = None,
         time_in_ms: bool = False,
@@ -213,14 +199,14 @@ class MixpanelClient:
             then is skipped; ``None`` (the default) raises
             :class:`~airflow_provider_mixpanel.errors.MixpanelMalformedRecordError` instead.
         """
-        lines = self.export_lines(from_date, to_date, events, where, limit, time_in_ms)
+        lines = self.export_lines(from_date, to_date, events=events, where=where, limit=limit, time_in_ms=time_in_ms)
         return convert_lines(lines, loads_object, on_malformed)
 
     def _stream_export(self, params: dict[str, Any]) -> Iterator[bytes]:
         what = f"export {params['from_date']}..{params['to_date']}"
-        attempt = 0
+        state = RetryState(self.retry_policy)
         while True:
-            response, attempt = self._send("GET", self.export_url, what, attempt, params=params, stream=True)
+            response = self._send("GET", self.export_url, what=what, state=state, params=params)
             yielded = 0
             try:
                 for line in split_lines(_body_chunks(response)):
@@ -239,30 +225,33 @@ class MixpanelClient:
                         "(the operators do this by themselves, replacing the partial output).",
                         records_yielded=yielded,
                     ) from err
-                attempt = self._backoff_or_raise(
-                    attempt, what, reason, MixpanelServerError, retry_after=None, cause=err
-                )
+                self._wait_or_raise(state, MixpanelServerError(reason), what=what, cause=err)
             finally:
                 response.close()
+                self._release(self._export_pacer)
 
     # ---------------------------------------------------------------- engage
 
     def query_profiles(
         self,
+        *,
         where: str | None = None,
-        output_properties: Iterable[str] | None = None,
+        output_properties: Iterable[str] | str | None = None,
         cohort_id: int | None = None,
-        distinct_ids: Iterable[str] | None = None,
+        distinct_ids: Iterable[str] | str | None = None,
         data_group_id: str | None = None,
         include_all_users: bool | None = None,
         page_size: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Yield each profile of ``POST /api/query/engage``, ``{"$distinct_id": ..., "$properties": {...}}``,
-        page after page. Each page is fetched (and retried) whole before its profiles are yielded.
+        page after page, each page parsed as it arrives (never held whole).
 
-        Paging stops on an empty page, on a page shorter than the page size (the size the server
-        reported on the first page, else the one requested), or when no ``session_id`` comes back.
-        ``total`` is never trusted: it is missing on later pages and wrong in Mixpanel's own example.
+        Paging stops on an empty page, on a missing ``session_id``, or on a page shorter than the
+        page size the server itself reported; never on a short page alone, since a server that
+        ignores the requested size would otherwise end the export early. ``total`` is never
+        trusted: it is missing on later pages and wrong in Mixpanel's own example. A page whose
+        body breaks is asked for again (same ``session_id`` and page) and resumes after the
+        profiles already yielded.
         """
         form: dict[str, Any] = {}
         if where:
@@ -281,49 +270,66 @@ class MixpanelClient:
             form["distinct_ids"] = json.dumps(ids, ensure_ascii=False)
         if data_group_id is not None:
             form["data_group_id"] = str(data_group_id)
-        if page_size is not None:
-            if page_size < 1:
-                raise MixpanelConfigError(f"page_size={page_size!r}: it must be a positive number of profiles.")
-            form["page_size"] = page_size
-        return self._paginate_engage(form, page_size)
+        if page_size is None:
+            page_size = DEFAULT_ENGAGE_PAGE_SIZE
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise MixpanelConfigError(f"page_size={page_size!r}: it must be a positive number of profiles.")
+        form["page_size"] = page_size
+        return self._paginate_engage(form)
 
-    def _paginate_engage(self, form: dict[str, Any], requested_page_size: int | None) -> Iterator[dict[str, Any]]:
+    def _paginate_engage(self, form: dict[str, Any]) -> Iterator[dict[str, Any]]:
         params = self._project_params(query_api=True)
         page = 0
         session_id: str | None = None
-        page_size = requested_page_size
+        reported_page_size: int | None = None
         while True:
             body = dict(form)
             if session_id is not None:
                 body.update(session_id=session_id, page=page)
-            what = f"engage page {page}"
-            response, _ = self._send("POST", self.engage_url, what, 0, params=params, data=body)
-            try:
-                payload = response.json()
-            except ValueError:
-                raise MixpanelServerError(
-                    f"Mixpanel {what} answered {response.status_code} with a body that is not JSON: "
-                    f"{response.text[:200]!r}. Check the region and host of {self.source}."
-                ) from None
-            finally:
-                response.close()
-            results = payload.get("results") if isinstance(payload, dict) else None
-            if not isinstance(results, list):
-                raise MixpanelServerError(
-                    f"Mixpanel {what} answered without a 'results' list ({str(payload)[:200]!r})."
-                )
-            if page == 0 and isinstance(payload.get("page_size"), int) and payload["page_size"] > 0:
-                page_size = payload["page_size"]
-            for profile in results:
-                if not isinstance(profile, dict):
-                    raise MixpanelMalformedRecordError(
-                        f"Mixpanel {what} holds a result that is not an object: {str(profile)[:100]!r}"
-                    )
-                yield profile
-            session_id = payload.get("session_id") or None
-            if not results or session_id is None or (page_size is not None and len(results) < page_size):
+            result = yield from self._engage_page(params, body, page)
+            if page == 0:
+                reported_page_size = result.page_size
+            session_id = result.session_id
+            count = result.profiles
+            if not count or session_id is None:
+                return
+            if reported_page_size is not None and count < reported_page_size:
                 return
             page += 1
+
+    def _engage_page(
+        self, params: dict[str, Any], body: dict[str, Any], page: int
+    ) -> Generator[dict[str, Any], None, EngagePage]:
+        """Yield the profiles of one page; asked again after a break, skipping those yielded.
+        Returns what the page said (session id, page size, how many profiles it held)."""
+        what = f"engage page {page}"
+        state = RetryState(self.retry_policy)
+        yielded = 0
+        while True:
+            response = self._send("POST", self.engage_url, what=what, state=state, params=params, data=body)
+            seen = 0
+            try:
+                page_reader = read_engage_page(_body_chunks(response), what=what)
+                for profile in page_reader:
+                    seen += 1
+                    if seen <= yielded:  # delivered before the page broke: never twice
+                        continue
+                    if not isinstance(profile, dict):
+                        raise MixpanelMalformedRecordError(
+                            f"Mixpanel {what} holds a result that is not an object: {str(profile)[:100]!r}"
+                        )
+                    yield profile
+                    yielded += 1
+                assert page_reader.result is not None  # set once the page is read to its end
+                return page_reader.result
+            except (_TruncatedBody, MixpanelServerError, *_TRANSPORT_ERRORS) as err:
+                # A body cut short, or not an engage page at all (a proxy's error page): ask again.
+                reason = err.message if isinstance(err, MixpanelServerError) else _describe_transport_error(err)
+                log.warning("Mixpanel %s broke after %d profiles (%s); asking for it again.", what, seen, reason)
+                self._wait_or_raise(state, MixpanelServerError(reason), what=what, cause=err)
+            finally:
+                response.close()
+                self._release(self._query_pacer)
 
     # ---------------------------------------------------------------- HTTP
 
@@ -335,133 +341,84 @@ class MixpanelClient:
             params["workspace_id"] = self.workspace_id
         return params
 
-    def _send(self, method: str, url: str, what: str, attempt: int, **kwargs: Any) -> tuple[requests.Response, int]:
-        """Send one request, retrying 429, 5xx and connection errors; return a 2xx response and
-        the attempts used so far."""
-        headers = {"Accept-Encoding": "gzip"} if kwargs.get("stream") else None
+    def _send(self, method: str, url: str, *, what: str, state: RetryState, **kwargs: Any) -> requests.Response:
+        """Send one request within Mixpanel's limits, retrying 429, 5xx and connection errors
+        by ``state``'s policy; return a 2xx response, holding a pacer slot that the caller
+        releases when done with it."""
+        headers = {"Accept-Encoding": "gzip"}
+        pacer = self._export_pacer if url == self.export_url else self._query_pacer
         while True:
+            if pacer is not None:
+                pacer.acquire()
             try:
-                response = self._session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
-            except requests.RequestException as err:
-                attempt = self._backoff_or_raise(
-                    attempt, what, _describe_transport_error(err), MixpanelServerError, None, err
+                response = self._session.request(
+                    method, url, headers=headers, timeout=self.timeout, stream=True, **kwargs
                 )
+            except requests.RequestException as err:
+                self._release(pacer)
+                self._wait_or_raise(state, MixpanelServerError(_describe_transport_error(err)), what=what, cause=err)
                 continue
             if response.status_code < 400:
-                return response, attempt
+                return response
             error = self._error_for(response, what)
             response.close()
-            if not isinstance(error, MixpanelRateLimitError | MixpanelServerError):
+            self._release(pacer)
+            if not is_retryable(error):
                 raise error
-            retry_after = error.retry_after if isinstance(error, MixpanelRateLimitError) else None
-            attempt = self._backoff_or_raise(attempt, what, error.message, type(error), retry_after, None)
-
-    def _backoff_or_raise(
-        self,
-        attempt: int,
-        what: str,
-        reason: str,
-        error_class: type[MixpanelError],
-        retry_after: float | None,
-        cause: BaseException | None,
-    ) -> int:
-        """Sleep before the next attempt and return its number, or raise when none is left."""
-        attempt += 1
-        if retry_after is not None and retry_after > self.max_retry_after:
-            self._give_up(
-                error_class,
-                f"Mixpanel {what}: {reason.rstrip('. ')}. Mixpanel asked to wait {retry_after:.0f} s, longer than "
-                f"max_retry_after={self.max_retry_after:.0f} s: the quota (60 queries/hour) is spent; "
-                "let the task retry later or lower concurrency with an Airflow pool.",
-                retry_after,
-                cause,
-            )
-        if attempt > self.max_retries:
-            self._give_up(
-                error_class,
-                f"Mixpanel {what} failed after {attempt} attempts: {reason.rstrip('. ')}. "
-                + (
-                    "Lower request concurrency (an Airflow pool) or retry later."
-                    if error_class is MixpanelRateLimitError
-                    else "Mixpanel or the network is failing; retry later, and check the host and region "
-                    f"of {self.source}."
-                ),
-                retry_after,
-                cause,
-            )
-        if retry_after is not None:
-            wait = retry_after
-        else:
-            wait = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-        log.warning(
-            "Mixpanel %s: %s. Retrying in %.1f s (retry %d of %d).",
-            what,
-            reason.rstrip(". "),
-            wait,
-            attempt,
-            self.max_retries,
-        )
-        self._sleep(wait)
-        return attempt
+            self._wait_or_raise(state, error, what=what, cause=None)
 
     @staticmethod
-    def _give_up(
-        error_class: type[MixpanelError], message: str, retry_after: float | None, cause: BaseException | None
-    ) -> NoReturn:
-        if error_class is MixpanelRateLimitError:
-            raise MixpanelRateLimitError(message, http_status=429, retry_after=retry_after) from cause
-        raise error_class(message) from cause
+    def _release(pacer: RequestPacer | None) -> None:
+        if pacer is not None:
+            pacer.release()
+
+    def _wait_or_raise(
+        self, state: RetryState, error: MixpanelError, *, what: str, cause: BaseException | None
+    ) -> None:
+        """Sleep before the next attempt, or raise ``error``'s kind with what to do."""
+        wait, give_up = state.next_wait(error)
+        reason = error.message.rstrip(". ")
+        if give_up is not None:
+            raise self._final_error(error, f"Mixpanel {what}: {reason}. {give_up.capitalize()}. ") from cause
+        log.warning(
+            "Mixpanel %s: %s. Retrying in %.1f s (retry %d of %d%s).",
+            what,
+            reason,
+            wait,
+            state.retries,
+            state.policy.max_retries,
+            ", waiting for the hourly quota" if state.quota_waited else "",
+        )
+        self._sleep(wait)
+
+    def _final_error(self, error: MixpanelError, message: str) -> MixpanelError:
+        if isinstance(error, MixpanelRateLimitError):
+            advice = (
+                "The quota (60 queries per rolling hour) is spent: let the task retry later (Airflow's "
+                "retry_delay), spend fewer requests (wider windows, a larger page_size), or cap "
+                "concurrent tasks with an Airflow pool."
+                if error.hourly_quota_spent or (error.retry_after or 0) > self.retry_policy.max_retry_after
+                else "Lower request concurrency (an Airflow pool) or retry later."
+            )
+            return MixpanelRateLimitError(
+                message + advice,
+                retry_after=error.retry_after,
+                http_status=429,
+                api_message=error.api_message,
+            )
+        advice = f"Mixpanel or the network is failing; retry later, and check the host and region of {self.source}."
+        return type(error)(message + advice, http_status=error.http_status, api_message=error.api_message)
 
     def _error_for(self, response: requests.Response, what: str) -> MixpanelError:
-        """The exception for an error response, with Mixpanel's message and what to do."""
-        status = response.status_code
-        api_message = _api_error_message(response)
-        said = f" Mixpanel said: {api_message!r}." if api_message else ""
-        project = f"project {self.project_id}" if self.project_id is not None else "the project"
-        lowered = (api_message or "").lower()
-        kwargs: dict[str, Any] = {"http_status": status, "api_message": api_message}
-        if status == 429:
-            retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-            return MixpanelRateLimitError(f"Rate limited (429).{said}", retry_after=retry_after, **kwargs)
-        if status >= 500:
-            return MixpanelServerError(f"Mixpanel server error {status}.{said}", **kwargs)
-        if status == 401 or (status == 400 and "unable to authenticate" in lowered):
-            return MixpanelAuthError(
-                f"Mixpanel {what}: authentication failed ({status}).{said} The service account "
-                f"username or secret in {self.source} is wrong or has expired: create a new secret "
-                "in Mixpanel (Organization Settings > Service Accounts) and update the connection.",
-                **kwargs,
-            )
-        if status == 400 and "invalid project id for cluster" in lowered:
-            return MixpanelAuthError(
-                f"Mixpanel {what}: {project} is not in the {self.region!r} data residency region "
-                f"({status}).{said} Set the connection extra 'region' of {self.source} to the region "
-                "the project lives in (us, eu or in).",
-                **kwargs,
-            )
-        if status == 402:
-            return MixpanelAuthError(
-                f"Mixpanel {what}: payment required (402).{said} The project's plan has no API access "
-                "for this endpoint; upgrade the plan or ask Mixpanel support.",
-                **kwargs,
-            )
-        if status == 403:
-            return MixpanelAuthError(
-                f"Mixpanel {what}: access denied (403).{said} Check that project_id in {self.source} "
-                f"is right ({project}) and that the service account is a member of that project with "
-                "a role that may export data (and classified-data access where the project has it).",
-                **kwargs,
-            )
-        if status == 404:
-            return MixpanelQueryError(
-                f"Mixpanel {what}: not found (404) at {response.url.split('?')[0]}.{said} Check the host "
-                f"and region of {self.source}.",
-                **kwargs,
-            )
-        return MixpanelQueryError(
-            f"Mixpanel {what}: request rejected ({status}).{said} Fix the request's parameters "
-            "(dates, event names, where expression).",
-            **kwargs,
+        return error_for_status(
+            response.status_code,
+            _api_error_message(response),
+            what=what,
+            source=self.source,
+            project_id=self.project_id,
+            region=self.region,
+            url=response.url,
+            retry_after=_retry_after_seconds(response.headers.get("Retry-After")),
         )
 
 
@@ -469,7 +426,7 @@ def _body_chunks(response: requests.Response) -> Iterator[bytes]:
     """The response body in chunks, gunzipped when it was sent with ``Content-Encoding: gzip``.
 
     Decompression is done here rather than by urllib3 so a gzip body cut short (no end marker) is
-    detected instead of passing as a shorter, complete-looking export.
+    detected instead of passing as a shorter, complete-looking body.
     """
     raw_chunks = response.raw.stream(READ_CHUNK_BYTES, decode_content=False)
     if response.headers.get("Content-Encoding", "").strip().lower() != "gzip":

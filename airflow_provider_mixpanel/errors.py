@@ -7,10 +7,16 @@ text and the names of fields, never from credentials or request headers.
 
 from __future__ import annotations
 
+import re
+
 try:  # An AirflowException, so Airflow shows the message plainly; plain Exception without Airflow.
     from airflow.exceptions import AirflowException as _Base
 except ImportError:  # pragma: no cover - the package always installs Airflow
     _Base = Exception  # type: ignore[assignment,misc]
+
+
+# "... 61/60 queries running in the last hour": used / allowed in the rolling hour.
+_HOURLY_COUNT = re.compile(r"(\d+)\s*/\s*(\d+) queries running in the last hour")
 
 
 class MixpanelError(_Base):
@@ -54,6 +60,18 @@ class MixpanelRateLimitError(MixpanelError):
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
 
+    @property
+    def hourly_quota_spent(self) -> bool:
+        """Mixpanel's message says the rolling-hour quota (60 queries) is used up, as opposed to
+        the per-second or concurrency limits, which clear within seconds."""
+        return is_hourly_quota_message(self.api_message)
+
+
+def is_hourly_quota_message(api_message: str | None) -> bool:
+    """Whether a 429 text says the hourly quota is spent: ``... 61/60 queries running in the last hour``."""
+    match = _HOURLY_COUNT.search(api_message or "")
+    return match is not None and int(match.group(1)) > int(match.group(2))
+
 
 class MixpanelServerError(MixpanelError):
     """Mixpanel answered 5xx, or could not be reached or timed out, after the retry budget was spent."""
@@ -74,3 +92,71 @@ class MixpanelStreamInterruptedError(MixpanelError):
 
 class MixpanelMalformedRecordError(MixpanelError):
     """A line of the export, or an engage result, is not a JSON object."""
+
+
+def error_for_status(
+    status: int,
+    api_message: str | None,
+    *,
+    what: str,
+    source: str,
+    project_id: int | None,
+    region: str,
+    url: str,
+    retry_after: float | None = None,
+) -> MixpanelError:
+    """The exception for an HTTP error answer of Mixpanel, with Mixpanel's message and what to do.
+
+    :param what: the request, for the message: ``export 2024-03-01..2024-03-01``.
+    :param source: where the credentials came from: ``connection 'mixpanel_default'``.
+    :param retry_after: seconds of the answer's ``Retry-After`` header, when it had one.
+    """
+    said = f" Mixpanel said: {api_message!r}." if api_message else ""
+    project = f"project {project_id}" if project_id is not None else "the project"
+    lowered = (api_message or "").lower()
+    details: dict = {"http_status": status, "api_message": api_message}
+    if status == 429:
+        return MixpanelRateLimitError(f"Rate limited (429).{said}", retry_after=retry_after, **details)
+    if status >= 500:
+        return MixpanelServerError(f"Mixpanel server error {status}.{said}", **details)
+    if status == 401 or (status == 400 and "unable to authenticate" in lowered):
+        fix = (
+            f"The service account username or secret in {source} is wrong or has expired: create a new "
+            "secret in Mixpanel (Organization Settings > Service Accounts) and update the connection."
+        )
+    elif status == 400 and "invalid project id for cluster" in lowered:
+        fix = (
+            f"{project.capitalize()} is not in the {region!r} data residency region: set the connection "
+            f"extra 'region' of {source} to the region the project lives in (us, eu or in)."
+        )
+    elif status == 402:
+        fix = "The project's plan has no API access for this endpoint; upgrade the plan or ask Mixpanel support."
+    elif status == 403:
+        fix = (
+            f"Check that project_id in {source} is right ({project}) and that the service account is a "
+            "member of that project with a role that may export data (and classified-data access where "
+            "the project has it)."
+        )
+    elif status == 404:
+        return MixpanelQueryError(
+            f"Mixpanel {what}: not found (404) at {url.split('?')[0]}.{said} Check the host and region of {source}.",
+            **details,
+        )
+    else:
+        return MixpanelQueryError(
+            f"Mixpanel {what}: request rejected ({status}).{said} Fix the request's parameters "
+            "(dates, event names, where expression).",
+            **details,
+        )
+    title = _AUTH_TITLES.get(status, "authentication failed")
+    if "invalid project id for cluster" in lowered:
+        title = "wrong data residency region"
+    return MixpanelAuthError(f"Mixpanel {what}: {title} ({status}).{said} {fix}", **details)
+
+
+_AUTH_TITLES = {
+    400: "authentication failed",
+    401: "authentication failed",
+    402: "payment required",
+    403: "access denied",
+}

@@ -8,6 +8,7 @@ The input record is never modified.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Callable
@@ -27,6 +28,8 @@ INSERT_ID_NAMESPACE = uuid.UUID("5d0b1f5e-3c4a-5e8a-9a51-6d6978706e6c")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Distinct event times whose ISO text is kept (a few MB at most); the cache restarts when full.
 _ISO_CACHE_SIZE = 200_000
+# 9999-12-31T23:59:59Z + 1 s, where datetime ends.
+_MAX_TIMESTAMP = 253_402_300_800
 
 
 def normalize_event(
@@ -40,30 +43,51 @@ def normalize_event(
         local wall-clock time written as if it were UTC: the IANA zone (``"America/New_York"``)
         that turns it into the true UTC instant. ``None`` reads ``time`` as UTC.
     """
-    return _normalize_event(record, lambda value, _: _event_time(value, time_in_ms, project_timezone, record))
+    return _normalize_event(
+        record,
+        lambda value, _: _event_time(
+            value, time_in_ms=time_in_ms, project_timezone=project_timezone, event=lambda: record.get("event")
+        ),
+    )
 
 
-def jsonl_event_normalizer(
+def event_time_text_cache(
     *, time_in_ms: bool = False, project_timezone: str | tzinfo | None = None
-) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """:func:`normalize_event` for JSONL output: ``event_time`` is already the ISO-8601 string
-    the files hold, computed once per distinct ``time`` value (a day has at most 86,400 of them
-    in seconds), which spares a ``datetime`` per event on the hot path."""
+) -> Callable[[Any, Callable[[], Any]], str]:
+    """The ISO-8601 text of ``event_time`` for JSONL output, computed once per distinct ``time``
+    value (a day has at most 86,400 of them in seconds), which spares a ``datetime`` per event on
+    the hot path. Call it with the ``time`` value and a function giving the event's name (only
+    read for the error message of a bad time)."""
     cache: dict[Any, str] = {}
+    days: dict[int, str] = {}
+    plain_seconds = not time_in_ms and project_timezone is None
 
-    def iso(value: Any, record: dict[str, Any]) -> str:
+    def iso(value: Any, event_name: Callable[[], Any]) -> str:
+        if plain_seconds and type(value) is int and 0 <= value < _MAX_TIMESTAMP:
+            # Whole UTC seconds, the common case: the date text once per day, the clock by arithmetic
+            # (exactly what datetime.isoformat() writes, at a fraction of the cost).
+            day, second = divmod(value, 86_400)
+            prefix = days.get(day)
+            if prefix is None:
+                if len(days) >= _ISO_CACHE_SIZE:
+                    days.clear()
+                prefix = days[day] = (_EPOCH + timedelta(days=day)).date().isoformat()
+            hour, second = divmod(second, 3600)
+            minute, second = divmod(second, 60)
+            return f"{prefix}T{hour:02d}:{minute:02d}:{second:02d}+00:00"
         try:
             text = cache.get(value)
         except TypeError:  # unhashable: not a time at all; _event_time says so
             text = None
         if text is None:
-            text = _event_time(value, time_in_ms, project_timezone, record).isoformat()
+            moment = _event_time(value, time_in_ms=time_in_ms, project_timezone=project_timezone, event=event_name)
+            text = moment.isoformat()
             if len(cache) >= _ISO_CACHE_SIZE:
                 cache.clear()
             cache[value] = text
         return text
 
-    return lambda record: _normalize_event(record, iso)
+    return iso
 
 
 def _normalize_event(record: dict[str, Any], event_time: Callable[[Any, dict[str, Any]], Any]) -> dict[str, Any]:
@@ -93,10 +117,16 @@ def normalize_profile(record: dict[str, Any]) -> dict[str, Any]:
 def deterministic_insert_id(record: dict[str, Any]) -> str:
     """A UUID derived from the whole record's content: equal records get equal ids."""
     canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return str(uuid.uuid5(INSERT_ID_NAMESPACE, canonical))
+    try:
+        return str(uuid.uuid5(INSERT_ID_NAMESPACE, canonical))
+    except UnicodeEncodeError:  # a lone UTF-16 surrogate: the same UUIDv5 over its surrogatepass bytes
+        digest = hashlib.sha1(INSERT_ID_NAMESPACE.bytes + canonical.encode("utf-8", "surrogatepass")).digest()
+        return str(uuid.UUID(bytes=digest[:16], version=5))
 
 
-def _event_time(value: Any, time_in_ms: bool, project_timezone: str | tzinfo | None, record: dict) -> datetime:
+def _event_time(
+    value: Any, *, time_in_ms: bool, project_timezone: str | tzinfo | None, event: Callable[[], Any]
+) -> datetime:
     try:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise TypeError(type(value).__name__)
@@ -109,7 +139,7 @@ def _event_time(value: Any, time_in_ms: bool, project_timezone: str | tzinfo | N
     except (TypeError, ValueError, OverflowError, OSError) as err:
         hint = "" if time_in_ms else " If the export was requested with time_in_ms, pass time_in_ms=True."
         raise MixpanelMalformedRecordError(
-            f"Event {record.get('event')!r} has a 'time' property that is not a Unix timestamp in "
+            f"Event {event()!r} has a 'time' property that is not a Unix timestamp in "
             f"{'milliseconds' if time_in_ms else 'seconds'}: {value!r} ({err}).{hint}"
         ) from None
     if project_timezone is not None:

@@ -27,7 +27,7 @@ LEVEL_OVERRIDE = os.environ.get("BENCH_GZIP_LEVEL")
 
 def gzip_level() -> int:
     """The operators' default gzip level, unless the run overrides it; baselines use the same."""
-    from airflow_provider_mixpanel.encoding import DEFAULT_LEVELS
+    from airflow_provider_mixpanel.compression import DEFAULT_LEVELS
 
     return int(LEVEL_OVERRIDE) if LEVEL_OVERRIDE else DEFAULT_LEVELS["gzip"]
 
@@ -119,7 +119,7 @@ def operator_path(
     sink, so it compares with the baselines on equal terms; ``s3`` / ``gcs`` use the emulators."""
     from airflow_provider_mixpanel.transfers.mixpanel_to_gcs import MixpanelStreamToGCSOperator
     from airflow_provider_mixpanel.transfers.mixpanel_to_s3 import MixpanelStreamToS3Operator
-    from airflow_provider_mixpanel.transfers.writer import ObjectStore, ObjectUpload
+    from airflow_provider_mixpanel.transfers.storage import ObjectStore, ObjectUpload
 
     key = f"bench/{uuid.uuid4().hex}/{{window}}/part-{{part}}.jsonl.gz"
     level = int(LEVEL_OVERRIDE) if LEVEL_OVERRIDE and compression == "gzip" else None

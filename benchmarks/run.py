@@ -26,8 +26,8 @@ import requests
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from airflow_provider_mixpanel.testing.emulators import GCSEmulator, S3Emulator  # noqa: E402
 from airflow_provider_mixpanel.testing.server import MixpanelTestServer  # noqa: E402
+from devtools.emulators import GCSEmulator, S3Emulator  # noqa: E402
 
 BUCKET = "bench-bucket"
 SIZES = (10_000, 100_000, 1_000_000)
@@ -165,7 +165,7 @@ def compression_speeds() -> dict[str, tuple[float, float]]:
 
     import zstandard
 
-    from airflow_provider_mixpanel.encoding import dumps_line
+    from airflow_provider_mixpanel.jsonl import dumps_line
     from airflow_provider_mixpanel.records import normalize_event
     from airflow_provider_mixpanel.testing.data import SyntheticEvents
 

@@ -5,6 +5,7 @@ Trigger it with ``{"start": "2024-01-01", "end": "2024-12-31"}``. Every task run
 to stay within Mixpanel's export limits (3 queries per second, 60 per hour, 100 concurrent);
 tasks that hit the hourly quota fail with a rate-limit error and are retried after ``retry_delay``.
 Each day writes its own key prefix, so a re-run replaces that day's parts and nothing is doubled.
+``map_index_template`` labels each mapped task with its day in the grid, instead of 0, 1, 2...
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ with DAG(
         s3_bucket="{{ var.value.get('mixpanel_s3_bucket', 'my-mixpanel-exports') }}",
         max_file_size_bytes=256 * 1024 * 1024,
         pool="mixpanel_export",
+        map_index_template="{{ task.from_date }}",
         retries=3,
         retry_delay=timedelta(minutes=10),
     ).expand_kwargs(day_windows("{{ params.start }}", "{{ params.end }}"))

@@ -11,8 +11,12 @@ import gzip
 import signal
 import sys
 import time
+from pathlib import Path
 
-from airflow_provider_mixpanel.testing.sandbox import S3_BUCKET, Sandbox
+# The sandbox is repository tooling (devtools/, not in the wheel): import it from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from devtools.sandbox import S3_BUCKET, Sandbox
 
 DAG_ID = "example_mixpanel_events_to_s3"
 DAY = "2024-03-01"

@@ -55,7 +55,7 @@ def make_server():
 
 @pytest.fixture(scope="session")
 def s3_emulator():
-    from airflow_provider_mixpanel.testing.emulators import S3Emulator
+    from devtools.emulators import S3Emulator
 
     with S3Emulator() as emulator:
         yield emulator
@@ -63,7 +63,7 @@ def s3_emulator():
 
 @pytest.fixture(scope="session")
 def gcs_emulator():
-    from airflow_provider_mixpanel.testing.emulators import GCSEmulator
+    from devtools.emulators import GCSEmulator
 
     with GCSEmulator() as emulator:
         yield emulator
@@ -104,3 +104,19 @@ def mixpanel(make_server, monkeypatch):
         return server
 
     return start
+
+
+# The layer of a test is the folder it lives in; its marker says so, so `-m "not system"` works.
+_LAYER_MARKERS = {"unit": "unit", "integration": "integration", "system": "system"}
+
+
+def pytest_collection_modifyitems(config, items):
+    tests_root = Path(__file__).resolve().parent
+    for item in items:
+        try:
+            layer = Path(str(item.fspath)).resolve().relative_to(tests_root).parts[0]
+        except ValueError:
+            continue
+        marker = _LAYER_MARKERS.get(layer)
+        if marker is not None:
+            item.add_marker(getattr(pytest.mark, marker))

@@ -4,75 +4,37 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
-from typing import Any
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, NamedTuple
 
 from airflow_provider_mixpanel._compat import AirflowProviderDeprecationWarning, BaseHook, mask_secret
-from airflow_provider_mixpanel.client import (
+from airflow_provider_mixpanel.client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, MixpanelClient
+from airflow_provider_mixpanel.connection import MixpanelConnectionSettings, settings_from_connection
+from airflow_provider_mixpanel.dates import date_range
+from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelError
+from airflow_provider_mixpanel.get_provider_info import get_provider_info
+from airflow_provider_mixpanel.jsonl import convert_lines, dumps_line
+from airflow_provider_mixpanel.records import normalize_profile
+from airflow_provider_mixpanel.retry import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_MAX,
-    DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_AFTER,
-    DEFAULT_READ_TIMEOUT,
-    REGIONS,
-    MixpanelClient,
+    RetryPolicy,
 )
-from airflow_provider_mixpanel.encoding import check_object, convert_lines, dumps_line, loads_object
-from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelError, MixpanelMalformedRecordError
-from airflow_provider_mixpanel.get_provider_info import get_provider_info
-from airflow_provider_mixpanel.records import jsonl_event_normalizer, normalize_event, normalize_profile
+from airflow_provider_mixpanel.streams import RecordStream, event_converter
+
+__all__ = ["MixpanelConnectionSettings", "MixpanelHook", "RecordStream"]
 
 log = logging.getLogger(__name__)
 
 # Mixpanel retires legacy project secrets on this day (reference/project-secret in Mixpanel's docs).
 PROJECT_SECRET_RETIREMENT = date(2027, 3, 3)
-
-
-@dataclass(frozen=True)
-class MixpanelConnectionSettings:
-    """A ``mixpanel`` connection, read and validated. ``repr`` never shows the secret."""
-
-    conn_id: str
-    username: str | None
-    secret: str = field(repr=False)
-    project_id: int | None
-    region: str = "us"
-    workspace_id: int | None = None
-    project_timezone: str | None = None
-    base_url: str | None = None
-
-
-class RecordStream(Iterator[Any]):
-    """A lazy iterator of records that counts what passed.
-
-    :ivar records: records yielded so far.
-    :ivar skipped_malformed: malformed lines skipped (only with ``skip_malformed=True``).
-    """
-
-    def __init__(self, make_records: Callable[[RecordStream], Iterator[Any]]):
-        self.records = 0
-        self.skipped_malformed = 0
-        self._records = make_records(self)
-
-    def __iter__(self) -> RecordStream:
-        return self
-
-    def __next__(self) -> Any:
-        record = next(self._records)
-        self.records += 1
-        return record
-
-    def close(self) -> None:
-        """Stop the stream early and release its HTTP connection."""
-        close = getattr(self._records, "close", None)
-        if close is not None:
-            close()
+# The Test button answers within seconds: an unreachable host fails after this long, not minutes.
+TEST_CONNECT_TIMEOUT = 5.0
 
 
 class MixpanelHook(BaseHook):
@@ -113,10 +75,18 @@ class MixpanelHook(BaseHook):
         self.mixpanel_conn_id = mixpanel_conn_id
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.max_retry_after = max_retry_after
+        self.retry_policy = RetryPolicy(
+            max_retries=max_retries, backoff_base=backoff_base, backoff_max=backoff_max, max_retry_after=max_retry_after
+        )
+        self._connection: Any = None
+
+    @classmethod
+    def from_connection(cls, connection: Any, **hook_kwargs: Any) -> MixpanelHook:
+        """A hook on a connection object already at hand (the CLI resolves connections itself,
+        from every store), instead of one looked up by id."""
+        hook = cls(connection.conn_id or cls.default_conn_name, **hook_kwargs)
+        hook._connection = connection
+        return hook
 
     def __repr__(self) -> str:
         return f"MixpanelHook(mixpanel_conn_id={self.mixpanel_conn_id!r})"
@@ -151,7 +121,10 @@ class MixpanelHook(BaseHook):
     @cached_property
     def settings(self) -> MixpanelConnectionSettings:
         """The connection, read once and validated."""
-        conn = self.get_connection(self.mixpanel_conn_id)
+        return self._read_settings(f"connection {self.mixpanel_conn_id!r}")
+
+    def _read_settings(self, where: str) -> MixpanelConnectionSettings:
+        conn = self._connection or self.get_connection(self.mixpanel_conn_id)
         settings = settings_from_connection(
             conn_id=self.mixpanel_conn_id,
             login=conn.login,
@@ -159,15 +132,16 @@ class MixpanelHook(BaseHook):
             host=conn.host,
             port=conn.port,
             extra=conn.extra_dejson,
+            where=where,
         )
         mask_secret(settings.secret)
         if settings.username is None:
             warnings.warn(
-                f"Connection {self.mixpanel_conn_id!r} authenticates with a legacy project secret, which "
-                f"Mixpanel retires on {PROJECT_SECRET_RETIREMENT:%Y-%m-%d}. Create a service account and set "
-                "its username as login and its secret as password.",
+                f"The {where} authenticates with a legacy project secret, which Mixpanel retires on "
+                f"{PROJECT_SECRET_RETIREMENT:%Y-%m-%d}. Create a service account and set its username as "
+                "login and its secret as password.",
                 AirflowProviderDeprecationWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         return settings
 
@@ -177,7 +151,12 @@ class MixpanelHook(BaseHook):
 
     @cached_property
     def client(self) -> MixpanelClient:
-        settings = self.settings
+        """The client, built once; threads sharing the hook share it (and its connection pool)."""
+        return self._make_client(self.settings, retry_policy=self.retry_policy, connect_timeout=self.connect_timeout)
+
+    def _make_client(
+        self, settings: MixpanelConnectionSettings, *, retry_policy: RetryPolicy, connect_timeout: float
+    ) -> MixpanelClient:
         return MixpanelClient(
             username=settings.username,
             secret=settings.secret,
@@ -185,13 +164,10 @@ class MixpanelHook(BaseHook):
             region=settings.region,
             workspace_id=settings.workspace_id,
             base_url=settings.base_url,
-            connect_timeout=self.connect_timeout,
+            connect_timeout=connect_timeout,
             read_timeout=self.read_timeout,
-            max_retries=self.max_retries,
-            backoff_base=self.backoff_base,
-            backoff_max=self.backoff_max,
-            max_retry_after=self.max_retry_after,
-            source=f"connection {self.mixpanel_conn_id!r}",
+            retry_policy=retry_policy,
+            source=f"connection {settings.conn_id!r}",
         )
 
     # ------------------------------------------------------------ streams
@@ -224,7 +200,9 @@ class MixpanelHook(BaseHook):
             ``skipped_malformed``, instead of raising
             :class:`~airflow_provider_mixpanel.errors.MixpanelMalformedRecordError`.
         """
-        return self._event_stream(from_date, to_date, events, where, raw, time_in_ms, limit, skip_malformed, False)
+        return self._event_stream(
+            _EventQuery(from_date, to_date, events, where, raw, time_in_ms, limit, skip_malformed), encode=False
+        )
 
     def stream_events_jsonl(
         self,
@@ -241,34 +219,22 @@ class MixpanelHook(BaseHook):
         """Like :meth:`stream_events`, but yield each record as the JSONL line (bytes, ending in
         ``\\n``) that the operators and ``mixpanel-stream`` write. With ``raw=True`` the line is the
         export line exactly as Mixpanel sent it, checked to be a JSON object."""
-        return self._event_stream(from_date, to_date, events, where, raw, time_in_ms, limit, skip_malformed, True)
+        return self._event_stream(
+            _EventQuery(from_date, to_date, events, where, raw, time_in_ms, limit, skip_malformed), encode=True
+        )
 
-    def _event_stream(
-        self,
-        from_date: date | str,
-        to_date: date | str,
-        events: Iterable[str] | str | None,
-        where: str | None,
-        raw: bool,
-        time_in_ms: bool,
-        limit: int | None,
-        skip_malformed: bool,
-        encode: bool,
-    ) -> RecordStream:
-        first = parse_date(from_date, "from_date")
-        last = parse_date(to_date, "to_date")
-        if first > last:
-            raise MixpanelConfigError(
-                f"from_date {first} is after to_date {last}: swap them, or set to_date to {first} or later."
-            )
-        names = _event_names(events)
+    def _event_stream(self, query: _EventQuery, *, encode: bool) -> RecordStream:
+        first, last = date_range(query.from_date, query.to_date)
+        names = _event_names(query.events)
         client = self.client
         timezone = self.settings.project_timezone
+        convert = event_converter(raw=query.raw, encode=encode, time_in_ms=query.time_in_ms, timezone=timezone)
 
         def records(stream: RecordStream) -> Iterator[Any]:
-            lines = client.export_lines(first, last, names, where, limit, time_in_ms)
-            convert = _event_converter(raw=raw, encode=encode, time_in_ms=time_in_ms, timezone=timezone)
-            return convert_lines(lines, convert, _skipper(stream) if skip_malformed else None)
+            lines = client.export_lines(
+                first, last, events=names, where=query.where, limit=query.limit, time_in_ms=query.time_in_ms
+            )
+            return convert_lines(lines, convert, stream.skip_malformed if query.skip_malformed else None)
 
         return RecordStream(records)
 
@@ -297,7 +263,10 @@ class MixpanelHook(BaseHook):
         :param page_size: profiles per page; Mixpanel's default is 1000.
         """
         return self._profile_stream(
-            where, raw, cohort_id, output_properties, distinct_ids, data_group_id, include_all_users, page_size, False
+            _ProfileQuery(
+                where, raw, cohort_id, output_properties, distinct_ids, data_group_id, include_all_users, page_size
+            ),
+            encode=False,
         )
 
     def stream_profiles_jsonl(
@@ -315,44 +284,52 @@ class MixpanelHook(BaseHook):
         """Like :meth:`stream_profiles`, but yield each record as the JSONL line (bytes) that the
         operators and ``mixpanel-stream`` write."""
         return self._profile_stream(
-            where, raw, cohort_id, output_properties, distinct_ids, data_group_id, include_all_users, page_size, True
+            _ProfileQuery(
+                where, raw, cohort_id, output_properties, distinct_ids, data_group_id, include_all_users, page_size
+            ),
+            encode=True,
         )
 
-    def _profile_stream(
-        self,
-        where: str | None,
-        raw: bool,
-        cohort_id: int | str | None,
-        output_properties: Iterable[str] | str | None,
-        distinct_ids: Iterable[str] | None,
-        data_group_id: str | None,
-        include_all_users: bool | None,
-        page_size: int | None,
-        encode: bool,
-    ) -> RecordStream:
-        cohort = _optional_int(cohort_id, "cohort_id")
+    def _profile_stream(self, query: _ProfileQuery, *, encode: bool) -> RecordStream:
         # The client checks its arguments now; the first request waits for the first next().
         profiles = self.client.query_profiles(
-            where, output_properties, cohort, distinct_ids, data_group_id, include_all_users, page_size
+            where=query.where,
+            output_properties=query.output_properties,
+            cohort_id=_optional_int(query.cohort_id, "cohort_id"),
+            distinct_ids=query.distinct_ids,
+            data_group_id=query.data_group_id,
+            include_all_users=query.include_all_users,
+            page_size=query.page_size,
         )
-        shaped = profiles if raw else (normalize_profile(p) for p in profiles)
+        shaped = profiles if query.raw else (normalize_profile(p) for p in profiles)
         return RecordStream(lambda _: (dumps_line(p) for p in shaped) if encode else shaped)
 
     # ------------------------------------------------------------ test_connection
 
     def test_connection(self) -> tuple[bool, str]:
         """Make one cheap real call (one event of yesterday) and say what is wrong, if anything:
-        a bad or expired secret, a wrong region, or a project the account cannot read."""
+        a bad or expired secret, a wrong region, or a project the account cannot read.
+
+        It answers within seconds: no retries and a short connect timeout, unlike the streams.
+        Messages say "the connection", never the id: the UI's Test button tests a connection
+        under a temporary id that the user never saw.
+        """
         try:
-            settings = self.settings
+            settings = self._read_settings("connection")
+            client = self._make_client(
+                replace(settings, conn_id="the connection"),
+                retry_policy=self.retry_policy.without_retries(),
+                connect_timeout=TEST_CONNECT_TIMEOUT,
+            )
             yesterday = datetime.now(UTC).date() - timedelta(days=1)
-            lines = self.client.export_lines(yesterday, yesterday, limit=1)
+            lines = client.export_lines(yesterday, yesterday, limit=1)
             try:
                 next(lines, None)
             finally:
                 lines.close()  # type: ignore[attr-defined]
+                client.close()
         except MixpanelError as err:
-            return False, str(err)
+            return False, str(err).replace("connection 'the connection'", "the connection")
         except Exception as err:
             return False, f"{type(err).__name__}: {err}"
         who = f"service account {settings.username!r}" if settings.username else "a legacy project secret"
@@ -364,101 +341,26 @@ def _connection_type() -> dict[str, Any]:
     return connection_type
 
 
-def settings_from_connection(
-    *,
-    conn_id: str,
-    login: str | None,
-    password: str | None,
-    host: str | None,
-    port: int | None,
-    extra: dict[str, Any],
-) -> MixpanelConnectionSettings:
-    """Read and validate the fields of a ``mixpanel`` connection.
-
-    URI-form extras arrive as strings (``?project_id=123``); they are converted here, and every
-    error names the field and the connection id.
-    """
-    where = f"connection {conn_id!r}"
-    if not password:
-        raise MixpanelConfigError(
-            f"The {where} has no password: set it to the service account's secret "
-            "(and login to the service account's username)."
-        )
-    username = (login or "").strip() or None
-    project_id = _int_field(_extra(extra, "project_id"), "project_id", where)
-    if username is not None and project_id is None:
-        raise MixpanelConfigError(
-            f"The {where} has no extra 'project_id': set it to the numeric Mixpanel project id "
-            '(Project Settings > Overview), e.g. {"project_id": 123456}.'
-        )
-    region_value = _extra(extra, "region")
-    region = str(region_value).strip().lower() if region_value is not None else "us"
-    if region not in REGIONS:
-        raise MixpanelConfigError(
-            f"The {where} has extra 'region'={region_value!r}: use one of {', '.join(REGIONS)} "
-            "(the data residency region of the project)."
-        )
-    timezone = _extra(extra, "project_timezone")
-    if timezone is not None:
-        timezone = str(timezone).strip()
-        try:
-            ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise MixpanelConfigError(
-                f"The {where} has extra 'project_timezone'={timezone!r}, which is not an IANA time zone: "
-                "use a name like 'America/New_York' or 'Europe/Berlin', or remove it for projects created "
-                "in 2023 or later."
-            ) from None
-    return MixpanelConnectionSettings(
-        conn_id=conn_id,
-        username=username,
-        secret=password,
-        project_id=project_id,
-        region=region,
-        workspace_id=_int_field(_extra(extra, "workspace_id"), "workspace_id", where),
-        project_timezone=timezone,
-        base_url=_base_url(_extra(extra, "host") or host, port, where),
-    )
+class _EventQuery(NamedTuple):
+    from_date: date | str
+    to_date: date | str
+    events: Iterable[str] | str | None
+    where: str | None
+    raw: bool
+    time_in_ms: bool
+    limit: int | None
+    skip_malformed: bool
 
 
-def parse_date(value: date | str, name: str) -> date:
-    """A ``date`` from a ``date``, a ``datetime`` or a ``YYYY-MM-DD`` string, or a clear error."""
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            if len(text) == 10:
-                return date.fromisoformat(text)
-        except ValueError:
-            pass
-    raise MixpanelConfigError(
-        f"{name}={value!r} is not a date: use YYYY-MM-DD (e.g. '2024-01-31'), a datetime.date, "
-        "or a template such as '{{ ds }}'."
-    )
-
-
-def _extra(extra: dict[str, Any], name: str) -> Any:
-    for key in (name, f"extra__mixpanel__{name}"):
-        value = extra.get(key)
-        if value is not None and value != "":
-            return value
-    return None
-
-
-def _int_field(value: Any, name: str, where: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    if isinstance(value, str) and value.strip().isdigit() and int(value) > 0:
-        return int(value)
-    raise MixpanelConfigError(
-        f"The {where} has extra {name!r}={value!r}: it must be a positive whole number "
-        f"(the numeric Mixpanel {name.replace('_', ' ')})."
-    )
+class _ProfileQuery(NamedTuple):
+    where: str | None
+    raw: bool
+    cohort_id: int | str | None
+    output_properties: Iterable[str] | str | None
+    distinct_ids: Iterable[str] | None
+    data_group_id: str | None
+    include_all_users: bool | None
+    page_size: int | None
 
 
 def _optional_int(value: Any, name: str) -> int | None:
@@ -471,23 +373,6 @@ def _optional_int(value: Any, name: str) -> int | None:
     raise MixpanelConfigError(f"{name}={value!r}: it must be a whole number (the id shown in Mixpanel).")
 
 
-def _base_url(value: Any, port: int | None, where: str) -> str | None:
-    if value is None or str(value).strip() == "":
-        return None
-    text = str(value).strip().rstrip("/")
-    if "://" not in text:
-        text = f"https://{text}"
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise MixpanelConfigError(
-            f"The {where} has host={value!r}: use a base URL like 'https://proxy.example.com' or leave "
-            "it empty for Mixpanel's own hosts."
-        )
-    if port and parts.port is None:
-        text = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}"
-    return text
-
-
 def _event_names(events: Iterable[str] | str | None) -> list[str] | None:
     if events is None:
         return None
@@ -495,28 +380,3 @@ def _event_names(events: Iterable[str] | str | None) -> list[str] | None:
     if not all(isinstance(n, str) and n for n in names):
         raise MixpanelConfigError(f"events={names!r}: give a list of non-empty event names.")
     return names or None
-
-
-def _event_converter(*, raw: bool, encode: bool, time_in_ms: bool, timezone: str | None) -> Callable[[bytes], Any]:
-    """What one export line becomes: parsed (raw), normalized, or either as a JSONL line."""
-    if raw and encode:
-
-        def passthrough(line: bytes) -> bytes:  # the line's own bytes, checked to be an object
-            check_object(line)
-            return line + b"\n"
-
-        return passthrough
-    if raw:
-        return loads_object
-    if encode:
-        to_jsonl = jsonl_event_normalizer(time_in_ms=time_in_ms, project_timezone=timezone)
-        return lambda line: dumps_line(to_jsonl(loads_object(line)))
-    return lambda line: normalize_event(loads_object(line), time_in_ms=time_in_ms, project_timezone=timezone)
-
-
-def _skipper(stream: RecordStream) -> Callable[[bytes, MixpanelMalformedRecordError], None]:
-    def skip(line: bytes, error: MixpanelMalformedRecordError) -> None:
-        stream.skipped_malformed += 1
-        log.warning("Skipped malformed Mixpanel line #%d: %s", stream.skipped_malformed, error)
-
-    return skip

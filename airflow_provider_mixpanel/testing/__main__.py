@@ -6,11 +6,17 @@ import argparse
 import signal
 import sys
 import threading
+from datetime import datetime
 
+from airflow_provider_mixpanel.testing.clock import SimClock
+from airflow_provider_mixpanel.testing.config import DEFAULT_MAX_PAGE_SIZE
+from airflow_provider_mixpanel.testing.lateness import LateArrival
+from airflow_provider_mixpanel.testing.quota import RETRY_AFTER_CHOICES, Quotas
 from airflow_provider_mixpanel.testing.server import MixpanelTestServer
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_server(argv: list[str] | None = None) -> MixpanelTestServer:
+    """The (not yet started) server the command line describes."""
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_mixpanel.testing",
         description="A local Mixpanel-compatible server (export + engage) on 127.0.0.1, for tests and demos.",
@@ -21,16 +27,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project-id", type=int, default=12345, help="the project it serves")
     parser.add_argument("--events-per-day", type=int, default=100, help="synthetic events per UTC day")
     parser.add_argument("--profiles", type=int, default=250, help="synthetic profiles")
-    parser.add_argument("--page-size", type=int, default=1000, help="engage page size")
+    parser.add_argument("--page-size", type=int, default=1000, help="engage page size when a request sets none")
+    parser.add_argument(
+        "--max-page-size", type=int, default=DEFAULT_MAX_PAGE_SIZE, help="the largest engage page_size honoured"
+    )
+    parser.add_argument("--no-echo-page-size", action="store_true", help="do not report page_size on engage page 0")
+    parser.add_argument("--profile-properties", type=int, default=0, help="extra properties on every profile")
     parser.add_argument("--ascii-escape", action="store_true", help="write non-ASCII as \\uXXXX escapes")
     parser.add_argument("--no-gzip", action="store_true", help="never gzip export bodies")
     parser.add_argument("--export-file", help="serve this JSONL file for every export request")
     parser.add_argument("--engage-file", action="append", default=[], help="an engage page (repeat, in order)")
-    parser.add_argument("--bytes-per-second", type=float, help="throttle each export response to this rate")
+    parser.add_argument("--bytes-per-second", type=float, help="throttle each response to this rate")
     parser.add_argument("--cache-bodies", action="store_true", help="replay gzip export bodies from memory")
+    quota = parser.add_argument_group("Mixpanel's rate limits (off unless --quotas)")
+    quota.add_argument("--quotas", action="store_true", help="enforce the limits below and answer 429")
+    quota.add_argument("--export-per-hour", type=int, default=60, help="export queries per rolling hour")
+    quota.add_argument("--export-per-second", type=int, default=3, help="export queries per second")
+    quota.add_argument("--export-concurrent", type=int, default=100, help="export queries at once")
+    quota.add_argument("--query-per-hour", type=int, default=60, help="engage queries per rolling hour")
+    quota.add_argument("--query-concurrent", type=int, default=5, help="engage queries at once")
+    quota.add_argument(
+        "--retry-after", choices=RETRY_AFTER_CHOICES, default="hourly-only", help="which 429s carry Retry-After"
+    )
+    clock = parser.add_argument_group("simulated time and late events")
+    clock.add_argument("--start", type=datetime.fromisoformat, help="simulated start time (UTC), e.g. 2024-03-02T00:30")
+    clock.add_argument("--speed-up", type=float, default=1.0, help="simulated seconds per real second, e.g. 3600")
+    clock.add_argument(
+        "--late-arrival", action="store_true", help="process events late (90%% within a minute, up to 5 days)"
+    )
     args = parser.parse_args(argv)
 
-    server = MixpanelTestServer(
+    quotas = None
+    if args.quotas:
+        quotas = Quotas(
+            export_per_hour=args.export_per_hour,
+            export_per_second=args.export_per_second,
+            export_concurrent=args.export_concurrent,
+            query_per_hour=args.query_per_hour,
+            query_concurrent=args.query_concurrent,
+            retry_after=args.retry_after,
+        )
+    return MixpanelTestServer(
         port=args.port,
         username=args.username,
         secret=args.secret,
@@ -38,17 +75,27 @@ def main(argv: list[str] | None = None) -> int:
         events_per_day=args.events_per_day,
         profiles=args.profiles,
         page_size=args.page_size,
+        max_page_size=args.max_page_size,
+        echo_page_size=not args.no_echo_page_size,
+        profile_properties=args.profile_properties,
         ascii_escape=args.ascii_escape,
         gzip=not args.no_gzip,
         export_file=args.export_file,
         engage_files=args.engage_file,
         bytes_per_second=args.bytes_per_second,
         cache_bodies=args.cache_bodies,
+        quotas=quotas,
+        late_arrival=LateArrival() if args.late_arrival else None,
+        clock=SimClock(args.start, speed=args.speed_up),
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    server = build_server(argv)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     server.start()
-    print(f"Mixpanel test server on {server.url}", flush=True)
+    print(f"Mixpanel test server on {server.url} (clock {server.clock!r})", flush=True)
     print(f"AIRFLOW_CONN_MIXPANEL_DEFAULT='{server.connection_json()}'", flush=True)
     try:
         stopped.wait()

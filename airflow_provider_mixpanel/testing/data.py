@@ -8,9 +8,14 @@ record), nested objects, lists and numbers.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow_provider_mixpanel.testing.lateness import LateArrival
 
 EVENT_NAMES = ("Page View", "Sign Up", "Purchase", "Add To Cart", "Search")
 CITIES = ("São Paulo", "Zürich", "東京", "Kraków", "New York", "Montréal", "İstanbul", "Lagos")
@@ -24,6 +29,9 @@ _SENTINEL_AMOUNT = 333.25
 _SENTINEL_DEVICE = "@@DEVICE@@"
 _SENTINEL_SESSION = "@@SESSION@@"
 _SENTINEL_PRODUCT = 444_444_444
+# Without late arrival every event is processed this long after its event time.
+_ON_TIME_LAG_MS = 1500
+_NEVER = 1 << 62  # a processing-time horizon no event reaches
 
 
 def _event_template(name: str, city: str, plan: str, *, ascii_escape: bool) -> bytes:
@@ -75,39 +83,71 @@ def _event_template(name: str, city: str, plan: str, *, ascii_escape: bool) -> b
 class SyntheticEvents:
     """Deterministic export lines: ``events_per_day`` events each UTC day, spread over the day.
 
+    Event ``i`` of a day has event time ``day start + i * (86,400,000 // events_per_day)`` ms
+    (``time`` in whole seconds unless ``time_in_ms``), so events are in time order and never leave
+    their day.
+
     :param events_per_day: how many events each day holds.
     :param ascii_escape: write non-ASCII as ``\\uXXXX`` escapes instead of raw UTF-8.
+    :param late_arrival: when each event is processed; ``None`` processes every event 1.5 s after
+        its event time and never hides one.
     """
 
-    def __init__(self, events_per_day: int = 100, *, ascii_escape: bool = False):
+    def __init__(
+        self, events_per_day: int = 100, *, ascii_escape: bool = False, late_arrival: LateArrival | None = None
+    ):
         self.events_per_day = events_per_day
+        self.late_arrival = late_arrival
         self._templates = [
             (name, _event_template(name, CITIES[i % len(CITIES)], PLANS[i % len(PLANS)], ascii_escape=ascii_escape))
             for i, name in enumerate(EVENT_NAMES)
         ]
 
-    def day_lines(self, day: date, *, names: frozenset[str] | None = None, time_in_ms: bool = False) -> Iterator[bytes]:
-        """The lines of one day, each ending in ``\\n``."""
+    def day_lines(
+        self,
+        day: date,
+        *,
+        names: frozenset[str] | None = None,
+        time_in_ms: bool = False,
+        since: int | None = None,
+        until: int | None = None,
+        visible_at_ms: int | None = None,
+    ) -> Iterator[bytes]:
+        """The lines of one day, each ending in ``\\n``.
+
+        :param names: only these event names.
+        :param since: only events whose ``time`` (Unix seconds) is >= this.
+        :param until: only events whose ``time`` (Unix seconds) is < this.
+        :param visible_at_ms: only events processed at or before this Unix time in ms (with
+            ``late_arrival``; without it every event is visible).
+        """
         n = self.events_per_day
-        if n <= 0:
+        start = _day_start(day)
+        first, stop = self.index_range(day, since=since, until=until)
+        late = self.late_arrival
+        if first >= stop or (late is not None and visible_at_ms is not None and visible_at_ms < start * 1000):
             return
-        start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
         ordinal = day.toordinal()
         templates = self._templates
         count = len(templates)
         step = 86_400_000 // n  # milliseconds between events
-        for i in range(n):
+        start_ms = start * 1000
+        lags = late.lags_ms(ordinal, first, stop) if late is not None else itertools.repeat(_ON_TIME_LAG_MS)
+        horizon = visible_at_ms if late is not None and visible_at_ms is not None else _NEVER
+        for i, lag in zip(range(first, stop), lags, strict=False):
             name, template = templates[i % count]
             if names is not None and name not in names:
                 continue
-            offset_ms = i * step
-            when = start * 1000 + offset_ms if time_in_ms else start + offset_ms // 1000
+            event_ms = start_ms + i * step
+            processed_ms = event_ms + lag
+            if processed_ms > horizon:
+                continue
             user = (i * 7919 + ordinal) % 50_000
             yield template % (
-                when,
+                event_ms if time_in_ms else event_ms // 1000,
                 b"user-%d" % user,
                 b"%07d-%08d" % (ordinal, i),
-                start * 1000 + offset_ms + 1500,
+                processed_ms,
                 b"%016x" % ((user * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF),
                 b"%016x" % (((i // 7) * 0xC2B2AE3D27D4EB4F + ordinal) & 0xFFFFFFFFFFFFFFFF),
                 (i * 2654435761) % 100_000,
@@ -115,12 +155,59 @@ class SyntheticEvents:
                 i % 100,
             )
 
+    def index_range(self, day: date, *, since: int | None = None, until: int | None = None) -> tuple[int, int]:
+        """The indexes ``[first, stop)`` of the day's events whose ``time`` is in ``[since, until)``.
+
+        Index arithmetic, no scan: event ``i``'s ``time`` is ``start + (i * step) // 1000``.
+        """
+        n = self.events_per_day
+        if n <= 0:
+            return 0, 0
+        start = _day_start(day)
+        step = 86_400_000 // n
+        if step == 0:  # more events than milliseconds in a day: all of them at the day's start
+            inside = (since is None or since <= start) and (until is None or start < until)
+            return (0, n) if inside else (0, 0)
+        first = 0 if since is None else min(n, max(0, -(-(since - start) * 1000 // step)))
+        stop = n if until is None else min(n, max(0, -(-(until - start) * 1000 // step)))
+        return first, max(first, stop)
+
     def day_count(self, *, names: frozenset[str] | None = None) -> int:
         """How many events one day holds (with the optional event-name filter)."""
         if names is None:
             return self.events_per_day
         count = len(self._templates)
         return sum(1 for i in range(self.events_per_day) if self._templates[i % count][0] in names)
+
+    def visible_count(self, day: date, visible_at_ms: int | None, *, names: frozenset[str] | None = None) -> int:
+        """How many of the day's events are processed by ``visible_at_ms`` (``None``: all of them)."""
+        late = self.late_arrival
+        if late is None or visible_at_ms is None:
+            return self.day_count(names=names)
+        start_ms = _day_start(day) * 1000
+        if visible_at_ms >= start_ms + 86_400_000 + late.max_lag_ms and names is None:
+            return self.events_per_day
+        step = 86_400_000 // max(1, self.events_per_day)
+        templates = self._templates
+        count = len(templates)
+        lags = late.lags_ms(day.toordinal(), 0, self.events_per_day)
+        return sum(
+            1
+            for i, lag in enumerate(lags)
+            if start_ms + i * step + lag <= visible_at_ms and (names is None or templates[i % count][0] in names)
+        )
+
+    def insert_ids(self, day: date, *, names: frozenset[str] | None = None) -> Iterator[str]:
+        """The ``$insert_id`` of every event the day finally holds, in order."""
+        ordinal = day.toordinal()
+        count = len(self._templates)
+        for i in range(self.events_per_day):
+            if names is None or self._templates[i % count][0] in names:
+                yield f"{ordinal:07d}-{i:08d}"
+
+
+def _day_start(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
 
 def synthetic_profile(index: int, *, group: bool = False) -> dict:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -21,3 +22,19 @@ def mixpanel_conn(mixpanel_server: MixpanelTestServer, monkeypatch: pytest.Monke
     """The server, with ``mixpanel_default`` pointing at it through ``AIRFLOW_CONN_MIXPANEL_DEFAULT``."""
     monkeypatch.setenv("AIRFLOW_CONN_MIXPANEL_DEFAULT", mixpanel_server.connection_json())
     return mixpanel_server
+
+
+@pytest.fixture
+def mixpanel_server_factory() -> Iterator[Callable[..., MixpanelTestServer]]:
+    """Start servers with your own settings (``quotas=True``, ``clock=SimClock(...)``, ...); all
+    are stopped after the test."""
+    started: list[MixpanelTestServer] = []
+
+    def start(**config: Any) -> MixpanelTestServer:
+        server = MixpanelTestServer(**config).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

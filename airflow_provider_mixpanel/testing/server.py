@@ -2,96 +2,60 @@
 
 Standard library only, threaded, bound to 127.0.0.1. It serves ``GET /api/2.0/export`` (JSONL,
 chunked, gzipped above 1400 bytes like Mixpanel, never built whole in memory) and
-``POST /api/query/engage`` (JSON pages with ``session_id``), checks HTTP Basic auth and the
-``project_id``, serves synthetic data of any size or given fixture files, and injects faults::
+``POST /api/query/engage`` (JSON pages with ``session_id``, streamed), checks HTTP Basic auth and
+the ``project_id``, serves synthetic data of any size or given fixture files, and injects faults::
 
     with MixpanelTestServer(events_per_day=1000) as server:
         server.add_fault("status", status=429, retry_after="1")
         server.add_fault("drop", after_records=500)
         os.environ["AIRFLOW_CONN_MIXPANEL_DEFAULT"] = server.connection_json()
+
+Off by default, it can be as hard as Mixpanel: ``quotas=True`` enforces the rate limits
+(:mod:`.quota`), ``late_arrival=True`` processes events late (:mod:`.lateness`), and ``clock=``
+runs both on simulated time (:mod:`.clock`).
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
+import itertools
 import json
-import secrets
-import socket
 import threading
-import time
-import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import date, timedelta
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from airflow_provider_mixpanel.testing.data import SyntheticEvents, synthetic_profile
+from airflow_provider_mixpanel.testing.body import CHUNK_BYTES, GZIP_MIN_BYTES
+from airflow_provider_mixpanel.testing.clock import SimClock
+from airflow_provider_mixpanel.testing.config import (
+    DEFAULT_MAX_PAGE_SIZE,
+    DEFAULT_PAGE_SIZE,
+    RecordedRequest,
+    ServerConfig,
+)
+from airflow_provider_mixpanel.testing.data import SyntheticEvents
+from airflow_provider_mixpanel.testing.engage import ProfileRenderer
+from airflow_provider_mixpanel.testing.faults import FAULT_KINDS, Fault
+from airflow_provider_mixpanel.testing.handler import RequestHandler
+from airflow_provider_mixpanel.testing.lateness import LateArrival
+from airflow_provider_mixpanel.testing.quota import QuotaKeeper, Quotas, QuotaStats
 
-FAULT_KINDS = ("status", "drop", "terminated_early", "malformed", "truncated_gzip", "slow", "stall")
-# Mixpanel gzips an export body only when it is larger than this many bytes.
-GZIP_MIN_BYTES = 1400
-# Lines are batched into HTTP chunks of about this size.
-CHUNK_BYTES = 64 * 1024
-DEFAULT_PAGE_SIZE = 1000
-
-
-@dataclass
-class Fault:
-    """One injected fault, applied to the next ``times`` matching requests.
-
-    :param kind: ``status`` (answer ``status`` with ``body`` and an optional ``Retry-After``),
-        ``drop`` (close the socket after ``after_records`` records), ``terminated_early`` (send the
-        ``terminated early`` line after ``after_records``), ``malformed`` (insert ``line`` after
-        ``after_records``), ``truncated_gzip`` (end a gzip body without its end marker after
-        ``after_records``), ``slow`` (wait ``delay`` seconds before answering), ``stall`` (wait
-        ``delay`` seconds after ``after_records`` records).
-    :param endpoint: ``export``, ``engage`` or ``any``.
-    """
-
-    kind: str
-    endpoint: str = "export"
-    times: int = 1
-    status: int = 500
-    body: str | None = None
-    retry_after: str | None = None
-    after_records: int = 0
-    delay: float = 0.0
-    line: bytes = b'{"event":"broken","properties":{"time":'
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    params: dict[str, str]
-    form: dict[str, str]
-    user: str | None
-    fault: str | None = None
-
-
-@dataclass
-class ServerConfig:
-    username: str = "test-user"
-    secret: str = "test-secret"
-    project_id: int = 12345
-    project_secret: str | None = None
-    foreign_project_ids: tuple[int, ...] = ()
-    expired: bool = False
-    events_per_day: int = 100
-    ascii_escape: bool = False
-    gzip: bool = True
-    profiles: int = 250
-    page_size: int = DEFAULT_PAGE_SIZE
-    export_file: Path | None = None
-    engage_files: tuple[Path, ...] = ()
-    bytes_per_second: float | None = None
-    cache_bodies: bool = False
-    faults: list[Fault] = field(default_factory=list)
+__all__ = [
+    "CHUNK_BYTES",
+    "DEFAULT_MAX_PAGE_SIZE",
+    "DEFAULT_PAGE_SIZE",
+    "FAULT_KINDS",
+    "GZIP_MIN_BYTES",
+    "Fault",
+    "LateArrival",
+    "MixpanelTestServer",
+    "QuotaStats",
+    "Quotas",
+    "RecordedRequest",
+    "ServerConfig",
+    "SimClock",
+]
 
 
 class MixpanelTestServer:
@@ -107,13 +71,23 @@ class MixpanelTestServer:
     :param events_per_day: synthetic events each UTC day.
     :param ascii_escape: write non-ASCII as ``\\uXXXX`` instead of raw UTF-8.
     :param gzip: gzip export bodies above 1400 bytes when the client accepts gzip.
-    :param profiles: how many synthetic profiles engage holds.
+    :param profiles: how many synthetic profiles engage holds (any number: pages are sliced by arithmetic).
     :param page_size: engage's page size when the request does not set one.
+    :param max_page_size: the largest ``page_size`` engage honours; a larger request gets this many.
+    :param echo_page_size: report the page size used on page 0, as Mixpanel does. ``False``
+        simulates a server that does not.
+    :param profile_properties: extra properties on every synthetic profile (e.g. 300 for heavy profiles).
     :param export_file: serve this JSONL file's bytes, verbatim, for every export request.
     :param engage_files: serve these JSON files as engage pages 0, 1, ... verbatim.
-    :param bytes_per_second: throttle each export response to about this rate (per connection).
+    :param bytes_per_second: throttle each streamed response (export, engage) to about this rate.
     :param cache_bodies: keep each gzip export response in memory and replay it for the same
-        request, so the server costs almost no CPU (benchmarks).
+        request, so the server costs almost no CPU (benchmarks; not with ``late_arrival``).
+    :param quotas: enforce Mixpanel's rate limits: ``True`` for Mixpanel's numbers, or a
+        :class:`~.quota.Quotas`. Off (``None``) by default.
+    :param late_arrival: process events late: ``True`` for the default shape, or a
+        :class:`~.lateness.LateArrival`. An export then returns only events processed by the
+        clock's now. Off by default (every event processed 1.5 s after its time, always visible).
+    :param clock: a :class:`~.clock.SimClock` for quotas and late arrival (default: the wall clock).
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **config: Any):
@@ -121,12 +95,25 @@ class MixpanelTestServer:
             config["export_file"] = Path(config["export_file"])
         config["engage_files"] = tuple(Path(p) for p in config.get("engage_files", ()))
         config["foreign_project_ids"] = tuple(config.get("foreign_project_ids", ()))
+        if config.get("quotas") is True:
+            config["quotas"] = Quotas()
+        elif config.get("quotas") is False:
+            config["quotas"] = None
+        if config.get("late_arrival") is True:
+            config["late_arrival"] = LateArrival()
+        elif config.get("late_arrival") is False:
+            config["late_arrival"] = None
+        if config.get("clock") is None:
+            config.pop("clock", None)
         self.config = ServerConfig(**config)
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
-        self._synthetic: dict[tuple[int, bool], SyntheticEvents] = {}
+        self._synthetic: dict[tuple, SyntheticEvents] = {}
+        self._renderers: dict[int, ProfileRenderer] = {}
         self._body_cache: dict[tuple, list[bytes]] = {}
-        self._httpd = _Server((host, port), _Handler)
+        self._keeper: QuotaKeeper | None = None
+        self._sessions = itertools.count(1)
+        self._httpd = _Server((host, port), RequestHandler)
         self._httpd.owner = self
         self._thread: threading.Thread | None = None
 
@@ -139,6 +126,11 @@ class MixpanelTestServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def clock(self) -> SimClock:
+        """The server's clock: ``server.clock.advance(timedelta(hours=1))`` on a manual one."""
+        return self.config.clock
 
     def start(self) -> MixpanelTestServer:
         if self._thread is None:
@@ -168,8 +160,6 @@ class MixpanelTestServer:
 
     def add_fault(self, kind: str, **options: Any) -> Fault:
         """Inject a fault into the next matching request(s); see :class:`Fault`."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"Unknown fault {kind!r}: use one of {', '.join(FAULT_KINDS)}")
         fault = Fault(kind=kind, **options)
         with self._lock:
             self.config.faults.append(fault)
@@ -193,17 +183,91 @@ class MixpanelTestServer:
             }
         )
 
+    # ------------------------------------------------------------ what happened
+
     def export_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith("/export")]
 
     def engage_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith("/engage")]
 
+    def quota_stats(self) -> dict[str, QuotaStats]:
+        """Per API (``export``, ``engage``): requests admitted, 429s by limit, running now, counted
+        in the last (simulated) hour. All zero when quotas are off."""
+        keeper = self._quota_keeper()
+        if keeper is None:
+            return {"export": QuotaStats(), "engage": QuotaStats()}
+        return keeper.stats()
+
+    def reset_quotas(self) -> None:
+        """Forget the requests counted so far (e.g. between benchmark phases)."""
+        keeper = self._quota_keeper()
+        if keeper is not None:
+            keeper.reset()
+
+    # ------------------------------------------------------------ what the data is
+
     def synthetic(self, ascii_escape: bool) -> SyntheticEvents:
-        key = (self.config.events_per_day, ascii_escape)  # events_per_day may be changed between requests
+        config = self.config  # events_per_day / late_arrival may be changed between requests
+        key = (config.events_per_day, ascii_escape, config.late_arrival)
         if key not in self._synthetic:
-            self._synthetic[key] = SyntheticEvents(self.config.events_per_day, ascii_escape=ascii_escape)
+            self._synthetic[key] = SyntheticEvents(
+                config.events_per_day, ascii_escape=ascii_escape, late_arrival=config.late_arrival
+            )
         return self._synthetic[key]
+
+    def final_day_count(self, day: date, events: Iterable[str] | None = None) -> int:
+        """How many events ``day`` holds once every late event has arrived."""
+        return self.synthetic(self.config.ascii_escape).day_count(names=_names(events))
+
+    def final_day_lines(self, day: date, events: Iterable[str] | None = None) -> Iterator[bytes]:
+        """The export lines ``day`` holds once every late event has arrived (its final content)."""
+        return self.synthetic(self.config.ascii_escape).day_lines(day, names=_names(events))
+
+    def expected_insert_ids(self, day: date, events: Iterable[str] | None = None) -> Iterator[str]:
+        """The ``$insert_id`` of every event in ``day``'s final content."""
+        return self.synthetic(self.config.ascii_escape).insert_ids(day, names=_names(events))
+
+    def visible_count(self, day: date, at: datetime | None = None, events: Iterable[str] | None = None) -> int:
+        """How many of ``day``'s events an export at ``at`` (default: the clock's now) returns."""
+        when = self.clock.now() if at is None else at
+        return self.synthetic(self.config.ascii_escape).visible_count(day, _ms(when), names=_names(events))
+
+    def visible_lines(
+        self, day: date, at: datetime | None = None, events: Iterable[str] | None = None
+    ) -> Iterator[bytes]:
+        """The lines of ``day`` an export at ``at`` (default: the clock's now) returns."""
+        when = self.clock.now() if at is None else at
+        visible_ms = _ms(when) if self.config.late_arrival is not None else None
+        return self.synthetic(self.config.ascii_escape).day_lines(day, names=_names(events), visible_at_ms=visible_ms)
+
+    def day_complete_at(self, day: date) -> datetime:
+        """From when an export of ``day`` returns its final content (its last event's latest processing)."""
+        late = self.config.late_arrival
+        lag = late.max_lag if late is not None else timedelta(milliseconds=1500)
+        return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1) + lag
+
+    # ------------------------------------------------------------ internals
+
+    def _quota_keeper(self) -> QuotaKeeper | None:
+        quotas = self.config.quotas
+        with self._lock:
+            if quotas is None:
+                self._keeper = None
+            elif self._keeper is None or self._keeper.quotas is not quotas or self._keeper.clock is not self.clock:
+                self._keeper = QuotaKeeper(quotas, self.clock, self.config.project_id)
+            return self._keeper
+
+    def _renderer(self) -> ProfileRenderer:
+        count = self.config.profile_properties
+        if count not in self._renderers:
+            self._renderers[count] = ProfileRenderer(count)
+        return self._renderers[count]
+
+    def _new_session_id(self) -> str:
+        """Deterministic: the n-th session of a server always has the same id."""
+        n = next(self._sessions)
+        return "%016x" % ((n * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF)
 
     def _take_fault(self, endpoint: str) -> Fault | None:
         with self._lock:
@@ -216,344 +280,15 @@ class MixpanelTestServer:
         return None
 
 
+def _names(events: Iterable[str] | None) -> frozenset[str] | None:
+    return None if events is None else frozenset(events)
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     owner: MixpanelTestServer
-
-
-class _DropConnection(Exception):
-    pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
-        pass
-
-    # ------------------------------------------------------------ routing
-
-    def do_GET(self) -> None:
-        self._route()
-
-    def do_POST(self) -> None:
-        self._route()
-
-    def _route(self) -> None:
-        owner = self.server.owner
-        split = urlsplit(self.path)
-        params = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
-        form: dict[str, str] = {}
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            body = self.rfile.read(length)
-            form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()}
-        user, password = self._basic_auth()
-        endpoint = (
-            "export"
-            if split.path == "/api/2.0/export"
-            else "engage"
-            if split.path
-            in (
-                "/api/query/engage",
-                "/api/2.0/engage",
-            )
-            else None
-        )
-        record = RecordedRequest(self.command, split.path, params, form, user)
-        with owner._lock:
-            owner.requests.append(record)
-        if endpoint is None:
-            return self._send_json(404, {"error": f"unknown path {split.path}"})
-        denied = self._check_auth(owner.config, user, password, params)
-        if denied is not None:
-            return self._send_json(*denied)
-        fault = owner._take_fault(endpoint)
-        record.fault = fault.kind if fault else None
-        if fault is not None and fault.kind == "slow":
-            time.sleep(fault.delay)
-        if fault is not None and fault.kind == "status":
-            return self._send_fault_status(fault)
-        try:
-            if endpoint == "export":
-                self._export(owner, params, fault)
-            else:
-                self._engage(owner, {**params, **form})
-        except _DropConnection:
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-
-    def _basic_auth(self) -> tuple[str | None, str | None]:
-        header = self.headers.get("Authorization", "")
-        if not header.startswith("Basic "):
-            return None, None
-        try:
-            user, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
-        except ValueError:
-            return None, None
-        return user, password
-
-    def _check_auth(
-        self, config: ServerConfig, user: str | None, password: str | None, params: dict[str, str]
-    ) -> tuple[int, dict] | None:
-        if config.expired:
-            return 400, {"error": "Unable to authenticate request"}
-        if config.project_secret and user == config.project_secret and not password:
-            return None
-        if user != config.username or password != config.secret:
-            return 401, {"error": "Invalid credentials"}
-        project = params.get("project_id")
-        if not project:
-            return 400, {"error": "project_id is required for service account authentication"}
-        if not project.isdigit():
-            return 400, {"error": f"invalid project_id: {project}"}
-        if int(project) in config.foreign_project_ids:
-            return 400, {"error": "request failed with error: invalid project id for cluster."}
-        if int(project) != config.project_id:
-            return 403, {"error": "Permission denied: the service account is not a member of this project"}
-        return None
-
-    # ------------------------------------------------------------ responses
-
-    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        body = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _send_fault_status(self, fault: Fault) -> None:
-        body = fault.body if fault.body is not None else HTTPStatus(fault.status).phrase
-        headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
-        payload: Any = {"error": body}
-        if fault.status == 429:
-            payload = {"request": self.path.split("?")[0], "error": body}
-        self._send_json(fault.status, payload, headers)
-
-    def _export(self, owner: MixpanelTestServer, params: dict[str, str], fault: Fault | None) -> None:
-        config = owner.config
-        try:
-            first = date.fromisoformat(params["from_date"])
-            last = date.fromisoformat(params["to_date"])
-        except (KeyError, ValueError) as err:
-            return self._send_json(400, {"error": f"invalid from_date/to_date: {err}"})
-        if first > last:
-            return self._send_json(400, {"error": "from_date cannot be later than to_date"})
-        names = None
-        if params.get("event"):
-            try:
-                names = frozenset(json.loads(params["event"]))
-            except ValueError:
-                return self._send_json(400, {"error": "event must be a JSON array of event names"})
-        limit = int(params["limit"]) if params.get("limit") else None
-        time_in_ms = params.get("time_in_ms", "").lower() == "true"
-        if config.export_file is not None:
-            lines: Iterator[bytes] = _file_lines(config.export_file)
-        else:
-            lines = _range_lines(owner.synthetic(config.ascii_escape), first, last, names, time_in_ms)
-        if limit is not None:
-            lines = _take(lines, limit)
-        if fault is not None and fault.kind in ("drop", "terminated_early", "malformed", "truncated_gzip", "stall"):
-            lines = _with_fault(lines, fault)
-        accepts_gzip = "gzip" in self.headers.get("Accept-Encoding", "")
-        gzip = (config.gzip and accepts_gzip) or (fault is not None and fault.kind == "truncated_gzip")
-        if not (config.cache_bodies and gzip and fault is None):
-            self._stream_body(lines, gzip=gzip, throttle=config.bytes_per_second)
-            return
-        key = (first, last, names, limit, time_in_ms, config.events_per_day, config.ascii_escape)
-        cached = owner._body_cache.get(key)
-        if cached is None:
-            recorder = _Recorder(self.wfile)
-            self.wfile = recorder  # type: ignore[assignment]
-            try:
-                self._stream_body(lines, gzip=gzip, throttle=config.bytes_per_second)
-            finally:
-                self.wfile = recorder.inner
-            owner._body_cache[key] = recorder.parts
-            return
-        for part in cached:
-            self.wfile.write(part)
-
-    def _stream_body(self, lines: Iterator[bytes], *, gzip: bool, throttle: float | None) -> None:
-        """Send the lines chunked; gzip only when the body turns out larger than 1400 bytes.
-
-        A ``drop`` or ``truncated_gzip`` fault raised by ``lines`` is applied after everything
-        before it has been sent.
-        """
-        batch: list[bytes] = []
-        size = 0
-        stop: Exception | None = None
-        exhausted = False
-        try:
-            for line in lines:
-                batch.append(line)
-                size += len(line)
-                if size > GZIP_MIN_BYTES:
-                    break
-            else:
-                exhausted = True
-        except (_DropConnection, _TruncateGzip) as err:
-            stop = err
-        if exhausted and stop is None:
-            body = b"".join(batch)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        gzip = gzip or isinstance(stop, _TruncateGzip)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Transfer-Encoding", "chunked")
-        if gzip:
-            self.send_header("Content-Encoding", "gzip")
-        self.end_headers()
-        compressor = zlib.compressobj(1, zlib.DEFLATED, 31) if gzip else None
-        started = time.monotonic()
-        sent = 0
-        while True:
-            if not exhausted and stop is None:
-                try:
-                    for line in lines:
-                        batch.append(line)
-                        size += len(line)
-                        if size >= CHUNK_BYTES:
-                            break
-                    else:
-                        exhausted = True
-                except (_DropConnection, _TruncateGzip) as err:
-                    stop = err
-            data = b"".join(batch)
-            batch, size = [], 0
-            if compressor is not None:
-                data = compressor.compress(data)
-                if exhausted:
-                    data += compressor.flush()
-                elif stop is not None:  # everything so far, but no gzip end marker
-                    data += compressor.flush(zlib.Z_SYNC_FLUSH)
-            if data:
-                self._write_chunk(data)
-                sent += len(data)
-                if throttle:
-                    ahead = sent / throttle - (time.monotonic() - started)
-                    if ahead > 0:
-                        time.sleep(ahead)
-            if isinstance(stop, _DropConnection):
-                self.wfile.flush()
-                raise stop
-            if exhausted or stop is not None:
-                break
-        self.wfile.write(b"0\r\n\r\n")
-
-    def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-
-    def _engage(self, owner: MixpanelTestServer, args: dict[str, str]) -> None:
-        config = owner.config
-        page = int(args.get("page") or 0)
-        if page > 0 and not args.get("session_id"):
-            return self._send_json(400, {"error": "page > 0 requires session_id"})
-        if config.engage_files:
-            if page >= len(config.engage_files):
-                return self._send_json(200, {"page": page, "session_id": args.get("session_id"), "results": []})
-            body = config.engage_files[page].read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        page_size = int(args.get("page_size") or config.page_size)
-        group = bool(args.get("data_group_id"))
-        if args.get("distinct_ids"):
-            wanted = set(json.loads(args["distinct_ids"]))
-            indexes = [i for i in range(config.profiles) if synthetic_profile(i, group=group)["$distinct_id"] in wanted]
-        else:
-            indexes = list(range(config.profiles))
-        chunk = indexes[page * page_size : (page + 1) * page_size]
-        results = [synthetic_profile(i, group=group) for i in chunk]
-        if args.get("output_properties"):
-            keep = set(json.loads(args["output_properties"]))
-            for result in results:
-                result["$properties"] = {k: v for k, v in result["$properties"].items() if k in keep}
-        payload: dict[str, Any] = {
-            "page": page,
-            "session_id": args.get("session_id") or secrets.token_hex(8),
-            "status": "ok",
-            "results": results,
-        }
-        if page == 0:  # like Mixpanel, total and page_size come only with the first page
-            payload["total"] = len(indexes)
-            payload["page_size"] = page_size
-        self._send_json(200, payload)
-
-
-class _TruncateGzip(Exception):
-    pass
-
-
-class _Recorder:
-    """Passes writes through and keeps a copy of them."""
-
-    def __init__(self, inner: Any):
-        self.inner = inner
-        self.parts: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        self.parts.append(bytes(data))
-        return self.inner.write(data)
-
-    def flush(self) -> None:
-        self.inner.flush()
-
-
-def _range_lines(
-    synthetic: SyntheticEvents, first: date, last: date, names: frozenset[str] | None, time_in_ms: bool
-) -> Iterator[bytes]:
-    day = first
-    while day <= last:
-        yield from synthetic.day_lines(day, names=names, time_in_ms=time_in_ms)
-        day += timedelta(days=1)
-
-
-def _file_lines(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        yield from handle  # binary files split on b"\n" only
-
-
-def _take(lines: Iterator[bytes], limit: int) -> Iterator[bytes]:
-    for count, line in enumerate(lines):
-        if count >= limit:
-            return
-        yield line
-
-
-def _with_fault(lines: Iterator[bytes], fault: Fault) -> Iterator[bytes]:
-    for count, line in enumerate(lines):
-        if count == fault.after_records:
-            if fault.kind == "drop":
-                raise _DropConnection
-            if fault.kind == "terminated_early":
-                yield b"terminated early\n"
-                return
-            if fault.kind == "malformed":
-                yield fault.line.rstrip(b"\n") + b"\n"
-            if fault.kind == "truncated_gzip":
-                raise _TruncateGzip
-            if fault.kind == "stall":
-                time.sleep(fault.delay)
-        yield line
-    # fewer records than after_records: break at the end instead
-    if fault.kind == "drop":
-        raise _DropConnection
-    if fault.kind == "truncated_gzip":
-        raise _TruncateGzip

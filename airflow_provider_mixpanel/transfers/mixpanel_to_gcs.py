@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_mixpanel.transfers.base import BaseMixpanelStreamOperator
-from airflow_provider_mixpanel.transfers.gcs_writer import DEFAULT_CHUNK_SIZE, GCSObjectStore
+from airflow_provider_mixpanel.transfers.arguments import task_prefix
+from airflow_provider_mixpanel.transfers.base import BaseMixpanelStreamOperator, Destination
+from airflow_provider_mixpanel.transfers.gcs_storage import DEFAULT_CHUNK_SIZE, GCSObjectStore, check_chunk_size
 
 
 class MixpanelStreamToGCSOperator(BaseMixpanelStreamOperator):
@@ -21,9 +22,10 @@ class MixpanelStreamToGCSOperator(BaseMixpanelStreamOperator):
 
     :param bucket: the bucket to write to (templated).
     :param object_name: the object name (templated), e.g.
-        ``"mixpanel/profiles/{{ ds }}/part-{part}.jsonl.gz"``; ``{part}`` becomes the part number.
-    :param gcp_conn_id: the Google Cloud connection; every auth method of the google provider's
-        GCSHook works.
+        ``"mixpanel/profiles/{{ ds }}/part-{part}.jsonl.gz"``; ``{part}`` becomes the part number,
+        ``{window}`` the day exported (events).
+    :param gcp_conn_id: the Google Cloud connection (templated); every auth method of the google
+        provider's GCSHook works.
     :param impersonation_chain: Optional service account to impersonate using short-term
         credentials, or chained list of accounts required to get the access token of the last
         account in the list, which will be impersonated in the request (templated).
@@ -38,6 +40,7 @@ class MixpanelStreamToGCSOperator(BaseMixpanelStreamOperator):
         *BaseMixpanelStreamOperator.template_fields,
         "bucket",
         "object_name",
+        "gcp_conn_id",
         "impersonation_chain",
     )
     ui_color = "#7856ff"
@@ -57,11 +60,11 @@ class MixpanelStreamToGCSOperator(BaseMixpanelStreamOperator):
         self.object_name = object_name
         self.gcp_conn_id = gcp_conn_id
         self.impersonation_chain = impersonation_chain
-        self.gcs_chunk_size = gcs_chunk_size
+        self.gcs_chunk_size = check_chunk_size(gcs_chunk_size, where=task_prefix(self.task_id))
 
-    def _destination(self) -> tuple[str, str, str, str]:
+    def _destination(self) -> Destination:
         name = self.object_name.lstrip("/") if isinstance(self.object_name, str) else self.object_name
-        return self.bucket, name, "bucket", "object_name"
+        return Destination(self.bucket, name, "bucket", "object_name")
 
     def _object_store(self, bucket: str) -> GCSObjectStore:
         from airflow.providers.google.cloud.hooks.gcs import GCSHook

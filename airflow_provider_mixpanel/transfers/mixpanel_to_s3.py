@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_mixpanel.transfers.base import BaseMixpanelStreamOperator
-from airflow_provider_mixpanel.transfers.s3_writer import DEFAULT_PART_SIZE, S3ObjectStore
+from airflow_provider_mixpanel.transfers.arguments import task_prefix
+from airflow_provider_mixpanel.transfers.base import BaseMixpanelStreamOperator, Destination
+from airflow_provider_mixpanel.transfers.s3_storage import (
+    DEFAULT_PART_SIZE,
+    S3ObjectStore,
+    check_extra_args,
+    check_part_size,
+)
 
 
 class MixpanelStreamToS3Operator(BaseMixpanelStreamOperator):
@@ -20,18 +26,20 @@ class MixpanelStreamToS3Operator(BaseMixpanelStreamOperator):
         :ref:`howto/operator:MixpanelStreamToS3Operator`
 
     :param s3_bucket: the bucket to write to (templated).
-    :param s3_key: the object key (templated), e.g. ``"mixpanel/events/{{ ds }}/part-{part}.jsonl.gz"``;
-        ``{part}`` becomes the zero-padded part number.
-    :param aws_conn_id: the Amazon Web Services connection; every auth method of the amazon
-        provider's S3Hook works (``None`` uses boto3's default credential chain).
-    :param s3_extra_args: extra arguments for the upload calls, e.g. ``{"ServerSideEncryption": "aws:kms"}``.
+    :param s3_key: the object key (templated), e.g. ``"mixpanel/events/{window}/part-{part}.jsonl.gz"``;
+        ``{window}`` becomes the day exported, ``{part}`` the zero-padded part number.
+    :param aws_conn_id: the Amazon Web Services connection (templated); every auth method of the
+        amazon provider's S3Hook works (``None`` uses boto3's default credential chain).
+    :param s3_extra_args: extra arguments for the upload calls, e.g. ``{"ServerSideEncryption": "aws:kms"}``
+        or SSE-C keys; each call gets those it takes (SSE-C, ``RequestPayer`` and ``ExpectedBucketOwner``
+        also reach every part and the completion).
     :param s3_part_size: bytes per multipart part (at least 5 MiB); one part is held in memory.
 
     The Mixpanel arguments are those of
     :class:`~airflow_provider_mixpanel.transfers.base.BaseMixpanelStreamOperator`.
     """
 
-    template_fields: Sequence[str] = (*BaseMixpanelStreamOperator.template_fields, "s3_bucket", "s3_key")
+    template_fields: Sequence[str] = (*BaseMixpanelStreamOperator.template_fields, "s3_bucket", "s3_key", "aws_conn_id")
     ui_color = "#7856ff"
 
     def __init__(
@@ -48,15 +56,15 @@ class MixpanelStreamToS3Operator(BaseMixpanelStreamOperator):
         self.s3_bucket = s3_bucket
         self.s3_key = s3_key
         self.aws_conn_id = aws_conn_id
-        self.s3_extra_args = s3_extra_args
-        self.s3_part_size = s3_part_size
+        self.s3_extra_args = check_extra_args(s3_extra_args, where=task_prefix(self.task_id))
+        self.s3_part_size = check_part_size(s3_part_size, where=task_prefix(self.task_id))
 
-    def _destination(self) -> tuple[str, str, str, str]:
+    def _destination(self) -> Destination:
         key = self.s3_key.lstrip("/") if isinstance(self.s3_key, str) else self.s3_key
-        return self.s3_bucket, key, "s3_bucket", "s3_key"
+        return Destination(self.s3_bucket, key, "s3_bucket", "s3_key")
 
     def _object_store(self, bucket: str) -> S3ObjectStore:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        hook = S3Hook(aws_conn_id=self.aws_conn_id, extra_args=self.s3_extra_args or {})
+        hook = S3Hook(aws_conn_id=self.aws_conn_id, extra_args=self.s3_extra_args)
         return S3ObjectStore(hook, bucket, part_size=self.s3_part_size)

@@ -1,0 +1,318 @@
+"""The test server's HTTP side: routing, auth, quotas, faults, and the export and engage answers."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import itertools
+import json
+import socket
+import time
+from collections.abc import Iterator
+from datetime import date, timedelta
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from airflow_provider_mixpanel.testing.body import CHUNK_BYTES, send_stream
+from airflow_provider_mixpanel.testing.config import RecordedRequest, ServerConfig
+from airflow_provider_mixpanel.testing.engage import (
+    EngagePage,
+    page_footer,
+    page_header,
+    page_indexes,
+    profile_pieces,
+    wanted_indexes,
+)
+from airflow_provider_mixpanel.testing.faults import MID_BODY_KINDS, DropConnection, Fault, with_fault
+from airflow_provider_mixpanel.testing.where import time_bounds
+
+if TYPE_CHECKING:
+    from http.server import ThreadingHTTPServer
+
+    from airflow_provider_mixpanel.testing.data import SyntheticEvents
+    from airflow_provider_mixpanel.testing.server import MixpanelTestServer
+
+
+class _BadRequest(Exception):
+    pass
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    """One connection to the test server; ``server.owner`` is the :class:`MixpanelTestServer`."""
+
+    protocol_version = "HTTP/1.1"
+    server: ThreadingHTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+        pass
+
+    # ------------------------------------------------------------ routing
+
+    def do_GET(self) -> None:
+        self._route()
+
+    def do_POST(self) -> None:
+        self._route()
+
+    def _route(self) -> None:
+        owner: MixpanelTestServer = self.server.owner  # type: ignore[attr-defined]
+        split = urlsplit(self.path)
+        params = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        form: dict[str, str] = {}
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            body = self.rfile.read(length)
+            form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()}
+        user, password = self._basic_auth()
+        endpoint = _ENDPOINTS.get(split.path)
+        record = RecordedRequest(self.command, split.path, params, form, user, at=owner.clock.now())
+        with owner._lock:
+            owner.requests.append(record)
+        if endpoint is None:
+            return self._send_json(404, {"error": f"unknown path {split.path}"})
+        denied = self._check_auth(owner.config, user, password, params)
+        if denied is not None:
+            return self._send_json(*denied)
+        keeper = owner._quota_keeper()
+        if keeper is not None:
+            refusal = keeper.admit(endpoint, split.path)
+            if refusal is not None:
+                record.fault = refusal.fault
+                headers = {"Retry-After": refusal.retry_after} if refusal.retry_after is not None else None
+                return self._send_json(429, refusal.body, headers)
+        try:  # the concurrency slot is held until the response ends, or the client goes away
+            self._answer(owner, endpoint, record, {**params, **form} if endpoint == "engage" else params)
+        finally:
+            if keeper is not None:
+                keeper.release(endpoint)
+
+    def _answer(self, owner: MixpanelTestServer, endpoint: str, record: RecordedRequest, args: dict[str, str]) -> None:
+        fault = owner._take_fault(endpoint)
+        record.fault = fault.kind if fault else None
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.delay)
+        if fault is not None and fault.kind == "status":
+            return self._send_fault_status(fault)
+        mid_body = fault if fault is not None and fault.kind in MID_BODY_KINDS else None
+        try:
+            if endpoint == "export":
+                self._export(owner, args, mid_body)
+            else:
+                self._engage(owner, args, mid_body)
+        except _BadRequest as err:
+            self._send_json(400, {"error": str(err)})
+        except DropConnection:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+        except ConnectionError:  # the client went away mid-body
+            self.close_connection = True
+
+    def _basic_auth(self) -> tuple[str | None, str | None]:
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return None, None
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
+        except ValueError:
+            return None, None
+        return user, password
+
+    def _check_auth(
+        self, config: ServerConfig, user: str | None, password: str | None, params: dict[str, str]
+    ) -> tuple[int, dict] | None:
+        if config.expired:
+            return 400, {"error": "Unable to authenticate request"}
+        if config.project_secret and user == config.project_secret and not password:
+            return None
+        if user != config.username or password != config.secret:
+            return 401, {"error": "Invalid credentials"}
+        project = params.get("project_id")
+        if not project:
+            return 400, {"error": "project_id is required for service account authentication"}
+        if not project.isdigit():
+            return 400, {"error": f"invalid project_id: {project}"}
+        if int(project) in config.foreign_project_ids:
+            return 400, {"error": "request failed with error: invalid project id for cluster."}
+        if int(project) != config.project_id:
+            return 403, {"error": "Permission denied: the service account is not a member of this project"}
+        return None
+
+    # ------------------------------------------------------------ responses
+
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_fault_status(self, fault: Fault) -> None:
+        body = fault.body if fault.body is not None else HTTPStatus(fault.status).phrase
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
+        payload: Any = {"error": body}
+        if fault.status == 429:
+            payload = {"request": self.path.split("?")[0], "error": body}
+        self._send_json(fault.status, payload, headers)
+
+    def _export(self, owner: MixpanelTestServer, params: dict[str, str], fault: Fault | None) -> None:
+        config = owner.config
+        try:
+            first = date.fromisoformat(params["from_date"])
+            last = date.fromisoformat(params["to_date"])
+        except (KeyError, ValueError) as err:
+            raise _BadRequest(f"invalid from_date/to_date: {err}") from None
+        if first > last:
+            raise _BadRequest("from_date cannot be later than to_date")
+        names = None
+        if params.get("event"):
+            try:
+                names = frozenset(json.loads(params["event"]))
+            except ValueError:
+                raise _BadRequest("event must be a JSON array of event names") from None
+        try:
+            bounds = time_bounds(params.get("where"))
+        except ValueError as err:
+            raise _BadRequest(str(err)) from None
+        limit = _int_arg(params, "limit", -1)  # -1: no limit
+        time_in_ms = params.get("time_in_ms", "").lower() == "true"
+        late = config.late_arrival is not None
+        visible_ms = int(owner.clock.now().timestamp() * 1000) if late else None
+        if config.export_file is not None:
+            lines: Iterator[bytes] = _file_lines(config.export_file)
+        else:
+            synthetic = owner.synthetic(config.ascii_escape)
+            lines = _range_lines(synthetic, first, last, names, time_in_ms, bounds.since, bounds.until, visible_ms)
+        if limit >= 0:
+            lines = itertools.islice(lines, limit)
+        if fault is not None:
+            lines = with_fault(lines, fault)
+        accepts_gzip = "gzip" in self.headers.get("Accept-Encoding", "")
+        gzip = (config.gzip and accepts_gzip) or (fault is not None and fault.kind == "truncated_gzip")
+        if not (config.cache_bodies and gzip and fault is None and not late):
+            send_stream(self, lines, content_type=_JSONL, gzip=gzip, throttle=config.bytes_per_second)
+            return
+        key = (first, last, names, limit, time_in_ms, bounds, config.events_per_day, config.ascii_escape)
+        cached = owner._body_cache.get(key)
+        if cached is None:
+            recorder = _Recorder(self.wfile)
+            self.wfile = recorder  # type: ignore[assignment]
+            try:
+                send_stream(self, lines, content_type=_JSONL, gzip=gzip, throttle=config.bytes_per_second)
+            finally:
+                self.wfile = recorder.inner
+            owner._body_cache[key] = recorder.parts
+            return
+        for part in cached:
+            self.wfile.write(part)
+
+    def _engage(self, owner: MixpanelTestServer, args: dict[str, str], fault: Fault | None) -> None:
+        config = owner.config
+        page = _int_arg(args, "page", 0)
+        if page < 0:
+            raise _BadRequest("page must be >= 0")
+        if page > 0 and not args.get("session_id"):
+            raise _BadRequest("page > 0 requires session_id")
+        if config.engage_files:
+            if page >= len(config.engage_files):
+                return self._send_json(200, {"page": page, "session_id": args.get("session_id"), "results": []})
+            body = config.engage_files[page].read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        page_size = _int_arg(args, "page_size", config.page_size)
+        if page_size < 1:
+            raise _BadRequest("page_size must be >= 1")
+        group = bool(args.get("data_group_id"))
+        request = EngagePage(
+            page=page,
+            page_size=min(page_size, config.max_page_size),
+            session_id=args.get("session_id") or owner._new_session_id(),
+            group=group,
+            keep=frozenset(_json_arg(args, "output_properties")) if args.get("output_properties") else None,
+            echo_page_size=config.echo_page_size,
+        )
+        wanted = None
+        if args.get("distinct_ids"):
+            wanted = wanted_indexes(_json_arg(args, "distinct_ids"), config.profiles, group=group)
+        indexes, total = page_indexes(config.profiles, wanted, request.page, request.page_size)
+        profiles = profile_pieces(owner._renderer(), indexes, request)
+        if fault is not None:
+            profiles = with_fault(profiles, fault)
+        pieces = itertools.chain((page_header(request),), profiles, (page_footer(request, total),))
+        send_stream(
+            self,
+            pieces,
+            content_type="application/json",
+            gzip=False,
+            throttle=config.bytes_per_second,
+            plain_up_to=CHUNK_BYTES,
+        )
+
+
+_JSONL = "text/plain; charset=utf-8"
+_ENDPOINTS = {"/api/2.0/export": "export", "/api/query/engage": "engage", "/api/2.0/engage": "engage"}
+
+
+def _int_arg(args: dict[str, str], name: str, default: int) -> int:
+    try:
+        return int(args[name]) if args.get(name) else default
+    except ValueError:
+        raise _BadRequest(f"{name} must be an integer, not {args[name]!r}") from None
+
+
+def _json_arg(args: dict[str, str], name: str) -> list:
+    try:
+        value = json.loads(args[name])
+    except ValueError:
+        raise _BadRequest(f"{name} must be a JSON array") from None
+    if not isinstance(value, list):
+        raise _BadRequest(f"{name} must be a JSON array")
+    return value
+
+
+class _Recorder:
+    """Passes writes through and keeps a copy of them."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return self.inner.write(data)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+
+def _range_lines(
+    synthetic: SyntheticEvents,
+    first: date,
+    last: date,
+    names: frozenset[str] | None,
+    time_in_ms: bool,
+    since: int | None,
+    until: int | None,
+    visible_ms: int | None,
+) -> Iterator[bytes]:
+    day = first
+    while day <= last:
+        yield from synthetic.day_lines(
+            day, names=names, time_in_ms=time_in_ms, since=since, until=until, visible_at_ms=visible_ms
+        )
+        day += timedelta(days=1)
+
+
+def _file_lines(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        yield from handle  # binary files split on b"\n" only

@@ -1,0 +1,119 @@
+"""Checks of the operators' arguments: each returns the checked value or raises
+:class:`~airflow_provider_mixpanel.errors.MixpanelConfigError` naming the task, the argument and
+the fix.
+
+The operators call the checks of arguments that are not templated from ``__init__`` (a bad DAG
+fails when it is parsed) and those of templated arguments from ``execute`` (after rendering,
+before any request).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_provider_mixpanel.errors import MixpanelConfigError
+from airflow_provider_mixpanel.transfers.storage import PART_PLACEHOLDER, WINDOW_PLACEHOLDER, with_part
+
+STREAMS = ("events", "profiles")
+# Mixpanel allows 100 concurrent export queries per project.
+MAX_ACTIVE_WINDOWS = 100
+# Smallest part size accepted for rotation: smaller parts only multiply requests.
+MIN_FILE_SIZE_BYTES = 64 * 1024
+# Arguments that only one stream reads: given with the other stream, they would be ignored silently.
+EVENTS_ONLY = ("from_date", "to_date", "events", "window_days")
+PROFILES_ONLY = ("cohort_id", "output_properties", "distinct_ids", "data_group_id", "include_all_users", "page_size")
+# An example object name for the hint when a name needs ``{window}``.
+WINDOW_EXAMPLE = f"mixpanel/events/{WINDOW_PLACEHOLDER}/part-{PART_PLACEHOLDER}.jsonl.gz"
+
+
+def task_prefix(task_id: str) -> str:
+    """The start of every message about a task's arguments."""
+    return f"Task {task_id!r}: "
+
+
+def check_stream(stream: Any, *, where: str = "") -> str:
+    if stream not in STREAMS:
+        raise MixpanelConfigError(f"{where}stream={stream!r}: use 'events' or 'profiles'.")
+    return stream
+
+
+def check_flag(value: Any, name: str, *, where: str = "") -> bool:
+    if not isinstance(value, bool):
+        raise MixpanelConfigError(f"{where}{name}={value!r}: use True or False.")
+    return value
+
+
+def check_count(value: Any, name: str, *, minimum: int, maximum: int | None = None, where: str = "", fix: str) -> int:
+    """A whole number from ``minimum`` to ``maximum``; ``fix`` says what to use instead."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        raise MixpanelConfigError(f"{where}{name}={value!r}: {fix}")
+    return value
+
+
+def check_optional_count(value: Any, name: str, *, minimum: int, where: str = "", fix: str) -> int | None:
+    """``None``, or a whole number of at least ``minimum``."""
+    return None if value is None else check_count(value, name, minimum=minimum, where=where, fix=fix)
+
+
+def check_stream_arguments(stream: str, given: Mapping[str, Any], *, where: str = "") -> None:
+    """Refuse arguments of the other stream, and one date without the other.
+
+    :param given: the stream-specific arguments by name, ``None`` where not given.
+    """
+    other_only = PROFILES_ONLY if stream == "events" else EVENTS_ONLY
+    misplaced = [name for name in other_only if given.get(name) is not None]
+    if misplaced:
+        other = "profiles" if stream == "events" else "events"
+        raise MixpanelConfigError(
+            f"{where}{', '.join(misplaced)} select {other}, but stream={stream!r}: remove them, or use "
+            f"stream={other!r} in a task of its own."
+        )
+    if stream == "events" and (given.get("from_date") is None) != (given.get("to_date") is None):
+        raise MixpanelConfigError(
+            f"{where}give both from_date and to_date (e.g. '{{{{ ds }}}}' for both), or neither: the task then "
+            "exports the complete days of the run's data interval (or the day before the run, when the "
+            "interval is empty)."
+        )
+
+
+def check_bucket(bucket: Any, argument: str, *, where: str = "") -> str:
+    if not isinstance(bucket, str) or not bucket.strip():
+        raise MixpanelConfigError(f"{where}{argument} is empty: name the bucket to write to.")
+    return bucket
+
+
+def check_name_template(template: Any, argument: str, *, where: str = "") -> str:
+    """An object name that holds each placeholder at most once."""
+    if not isinstance(template, str) or not template.strip():
+        raise MixpanelConfigError(f"{where}{argument} is empty: give the object name to write to.")
+    for placeholder in (PART_PLACEHOLDER, WINDOW_PLACEHOLDER):
+        if template.count(placeholder) > 1:
+            raise MixpanelConfigError(f"{where}{argument}={template!r} holds {placeholder} more than once.")
+    return template
+
+
+def check_placeholders(
+    template: str, argument: str, *, where: str = "", stream: str, rotating: bool, max_active_windows: int
+) -> None:
+    """The placeholders ``template`` needs: ``{part}`` with part rotation, ``{window}`` when several
+    windows are written at once; and ``{window}`` only where there are windows (events)."""
+    if rotating and PART_PLACEHOLDER not in template:
+        raise MixpanelConfigError(
+            f"{where}max_file_size_bytes is set, so {argument} must hold the placeholder {PART_PLACEHOLDER} for the "
+            f"part number: e.g. {with_part(template)!r}."
+        )
+    if WINDOW_PLACEHOLDER in template and stream != "events":
+        raise MixpanelConfigError(
+            f"{where}{WINDOW_PLACEHOLDER} in {argument} names a window of days, which needs stream='events'."
+        )
+    if max_active_windows > 1 and WINDOW_PLACEHOLDER not in template:
+        raise MixpanelConfigError(
+            f"{where}max_active_windows={max_active_windows} writes every window separately, so {argument} must hold "
+            f"{WINDOW_PLACEHOLDER}: e.g. {WINDOW_EXAMPLE!r}."
+        )

@@ -1,0 +1,65 @@
+"""Progress of one export: records and bytes counted, and logged every few seconds."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+log = logging.getLogger(__name__)
+
+# A progress line at most this often (seconds): often enough to see a task is alive, rare enough
+# to keep the log short.
+PROGRESS_INTERVAL = 10.0
+# Elapsed time never counts as less than this (seconds), so a rate never divides by zero.
+MIN_ELAPSED = 1e-9
+# Progress reports decimal megabytes, as network rates are quoted.
+BYTES_PER_MB = 1e6
+
+
+class Progress:
+    """Counts what passed and logs it every :data:`PROGRESS_INTERVAL` seconds; windows streaming at
+    once share one.
+
+    :param what: what is exported, for the log line (e.g. ``Mixpanel events 2024-03-01..2024-03-01``).
+    """
+
+    def __init__(self, what: str):
+        self.what = what
+        self.records = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.started = time.monotonic()
+        self._next_log = self.started + PROGRESS_INTERVAL
+        self._lock = threading.Lock()
+
+    def add(self, records: int, bytes_in: int) -> None:
+        """Count ``records`` encoded into ``bytes_in`` bytes of JSONL, and log if it is time."""
+        with self._lock:
+            self.records += records
+            self.bytes_in += bytes_in
+        self._maybe_log()
+
+    def add_written(self, bytes_out: int) -> None:
+        """Count ``bytes_out`` compressed bytes sent to storage."""
+        with self._lock:
+            self.bytes_out += bytes_out
+
+    def _maybe_log(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_log:
+            self._next_log = now + PROGRESS_INTERVAL
+            self.log()
+
+    def log(self, *, final: bool = False) -> None:
+        elapsed = max(time.monotonic() - self.started, MIN_ELAPSED)
+        log.info(
+            "%s %s: %s records, %.1f MB encoded, %.1f MB written, %s records/s, %.1f MB/s",
+            self.what,
+            "done" if final else "progress",
+            f"{self.records:,}",
+            self.bytes_in / BYTES_PER_MB,
+            self.bytes_out / BYTES_PER_MB,
+            f"{self.records / elapsed:,.0f}",
+            self.bytes_in / BYTES_PER_MB / elapsed,
+        )

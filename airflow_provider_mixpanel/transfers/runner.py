@@ -1,0 +1,214 @@
+"""One export's units written into parts: restarted after transient failures, several at once, and
+aborted together, at once, when the task is killed or one of them fails.
+
+An :class:`ExportRun` is made by ``execute`` and lives as long as it: it holds the threads' shared
+state (a lock and the writers in flight), which an operator must not hold, since Airflow copies
+operators with ``copy.deepcopy``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Future, wait
+from typing import TYPE_CHECKING, NamedTuple
+
+from airflow_provider_mixpanel.errors import MixpanelError, MixpanelServerError, MixpanelStreamInterruptedError
+from airflow_provider_mixpanel.transfers.parts import (
+    AirflowTaskAborted,
+    BackgroundPartWriter,
+    PartFormat,
+    PartWriter,
+    WrittenPart,
+    write_batches,
+)
+
+if TYPE_CHECKING:
+    from airflow_provider_mixpanel.streams import RecordStream
+    from airflow_provider_mixpanel.transfers.progress import Progress
+    from airflow_provider_mixpanel.transfers.storage import ObjectStore
+    from airflow_provider_mixpanel.transfers.windows import Unit, Window
+
+log = logging.getLogger(__name__)
+
+
+class UnitResult(NamedTuple):
+    """What one unit wrote."""
+
+    parts: list[WrittenPart]
+    skipped_malformed: int
+
+
+class ExportRun:
+    """Writes units of windows into parts of one store.
+
+    :param store: where the parts go.
+    :param open_stream: the JSONL lines of a window, as a :class:`~airflow_provider_mixpanel.streams.RecordStream`.
+    :param part_format: compression and part rotation.
+    :param max_stream_restarts: how often a unit is written again from scratch after a transient failure.
+    :param progress: counts and logs what passed.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: ObjectStore,
+        open_stream: Callable[[Window], RecordStream],
+        part_format: PartFormat,
+        max_stream_restarts: int,
+        progress: Progress,
+    ):
+        self.store = store
+        self.open_stream = open_stream
+        self.part_format = part_format
+        self.max_stream_restarts = max_stream_restarts
+        self.progress = progress
+        self._lock = threading.Lock()
+        self._writers: set[BackgroundPartWriter] = set()
+        self._abort_reason: str | None = None
+
+    # ------------------------------------------------------------ abort
+
+    @property
+    def aborted(self) -> bool:
+        return self._abort_reason is not None
+
+    def abort(self, reason: str) -> None:
+        """Stop every unit at once: uploads in flight are aborted, no unit starts or restarts, and
+        each unit still writing raises :class:`AirflowTaskAborted` with ``reason``. Any thread may
+        call it; the first reason stays."""
+        with self._lock:
+            if self._abort_reason is None:
+                self._abort_reason = reason
+            writers = list(self._writers)
+        for writer in writers:
+            writer.abort()
+
+    def _start_writer(self, template: str, first_part: int) -> BackgroundPartWriter:
+        with self._lock:
+            if self._abort_reason is not None:
+                raise AirflowTaskAborted(self._abort_reason)
+            writer = BackgroundPartWriter(
+                PartWriter(
+                    self.store, template, first_part=first_part, part_format=self.part_format, progress=self.progress
+                )
+            )
+            self._writers.add(writer)
+        return writer
+
+    def _forget(self, writer: BackgroundPartWriter) -> None:
+        with self._lock:
+            self._writers.discard(writer)
+
+    # ------------------------------------------------------------ writing
+
+    def write_units(self, units: list[Unit], *, max_active: int = 1) -> list[UnitResult]:
+        """Write every unit, ``max_active`` at once; the first failure aborts the others and is raised."""
+        if max_active > 1 and len(units) > 1:
+            return self._write_concurrently(units, max_active)
+        results: list[UnitResult] = []
+        next_part = 0
+        previous = None
+        for unit in units:
+            # Units sharing one name template continue its part numbers.
+            first = next_part if unit.name_template == previous else 0
+            results.append(self.write_unit(unit, first_part=first))
+            next_part = first + len(results[-1].parts)
+            previous = unit.name_template
+        return results
+
+    def _write_concurrently(self, units: list[Unit], max_active: int) -> list[UnitResult]:
+        """Up to ``max_active`` units at once, on daemon threads: a window aborted while its read is
+        blocked ends on its own later, and never holds up the task's exit (a ThreadPoolExecutor's
+        threads would, until that read returns)."""
+        log.info("Streaming %d windows, %d at a time.", len(units), max_active)
+        futures: list[Future[UnitResult]] = [Future() for _ in units]
+        pending: queue.SimpleQueue[tuple[Unit, Future[UnitResult]]] = queue.SimpleQueue()
+        for unit, future in zip(units, futures, strict=True):
+            pending.put((unit, future))
+        for number in range(min(max_active, len(units))):
+            threading.Thread(target=self._work, args=(pending,), name=f"mixpanel-window-{number}", daemon=True).start()
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = _first_failure(futures, done)
+            if failed is not None:
+                error = failed.exception()
+                assert error is not None
+                unit = units[futures.index(failed)]
+                self.abort(f"Window {unit} failed ({type(error).__name__}), so this window was aborted.")
+                log.error("Window %s failed: aborted the other windows at once.", unit)
+                raise error
+            return [future.result() for future in futures]
+        except BaseException:
+            self.abort("The export failed, so this window was aborted.")  # e.g. interrupted while waiting
+            for future in futures:
+                future.cancel()  # windows not started yet never start
+            raise
+
+    def _work(self, pending: queue.SimpleQueue[tuple[Unit, Future[UnitResult]]]) -> None:
+        """A window thread: write units from ``pending`` until none is left."""
+        while True:
+            try:
+                unit, future = pending.get_nowait()
+            except queue.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(self.write_unit(unit, first_part=0))
+            except BaseException as err:
+                future.set_exception(err)
+
+    def write_unit(self, unit: Unit, *, first_part: int) -> UnitResult:
+        """Write one unit; after a transient failure abort its upload and write it again from scratch."""
+        attempt = 0
+        while True:
+            writer = self._start_writer(unit.name_template, first_part)
+            try:
+                skipped = 0
+                for window in unit.windows:
+                    if self._abort_reason is not None:  # aborted before its request: never send it
+                        raise AirflowTaskAborted(self._abort_reason)
+                    lines = self.open_stream(window)
+                    try:
+                        write_batches(lines, writer, self.progress)
+                    finally:
+                        lines.close()
+                    skipped += lines.skipped_malformed
+                return UnitResult(writer.finish(), skipped)
+            except BaseException as err:
+                writer.abort()
+                if self._abort_reason is not None:
+                    raise AirflowTaskAborted(self._abort_reason) from err
+                if attempt >= self.max_stream_restarts or not self._is_transient(err):
+                    raise
+                attempt += 1
+                log.warning(
+                    "Writing %s failed mid-stream (%s: %s); its upload was aborted. Streaming %s again from "
+                    "scratch (restart %d of %d).",
+                    unit,
+                    type(err).__name__,
+                    err,
+                    "the window" if len(unit.windows) == 1 else "all windows",
+                    attempt,
+                    self.max_stream_restarts,
+                )
+            finally:
+                self._forget(writer)
+
+    def _is_transient(self, err: BaseException) -> bool:
+        if isinstance(err, MixpanelStreamInterruptedError | MixpanelServerError):
+            return True
+        if isinstance(err, MixpanelError) or not isinstance(err, Exception):
+            return False
+        return self.store.is_transient(err)
+
+
+def _first_failure(futures: list[Future[UnitResult]], done: set[Future[UnitResult]]) -> Future[UnitResult] | None:
+    """The failed future to report: a real failure before an abort it caused."""
+    failed = [f for f in futures if f in done and not f.cancelled() and f.exception() is not None]
+    return next((f for f in failed if not isinstance(f.exception(), AirflowTaskAborted)), None) or next(
+        iter(failed), None
+    )

@@ -1,0 +1,101 @@
+"""The commit-or-abort interface between the operators and object storage, and the placeholders
+that name objects.
+
+An :class:`ObjectUpload` receives bytes and either commits them as one complete object or aborts,
+leaving nothing behind. Nothing is visible at the destination before :meth:`ObjectUpload.commit`.
+Object names come from a template that may hold ``{part}`` (the part number) and ``{window}`` (the
+window's days).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+
+PART_PLACEHOLDER = "{part}"
+WINDOW_PLACEHOLDER = "{window}"
+# Part numbers are zero-padded to this many digits, so names sort in part order.
+PART_DIGITS = 5
+
+
+class ObjectUpload(ABC):
+    """One object being written."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    @abstractmethod
+    def write(self, data: bytes) -> None:
+        """Append bytes; memory stays bounded by the writer's part or chunk size."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Make the object visible, complete. Raises if that fails (after aborting)."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Discard everything written; never raises."""
+
+
+class ObjectStore(ABC):
+    """A bucket of one storage service, reached through that service's Airflow hook."""
+
+    scheme: str
+
+    def __init__(self, bucket: str):
+        self.bucket = bucket
+
+    def uri(self, name: str) -> str:
+        return f"{self.scheme}://{self.bucket}/{name}"
+
+    @abstractmethod
+    def open(self, name: str, content_type: str) -> ObjectUpload:
+        """Start writing object ``name``."""
+
+    @abstractmethod
+    def list_names(self, prefix: str) -> Iterable[str]:
+        """Names of the objects under ``prefix``."""
+
+    @abstractmethod
+    def delete(self, names: list[str]) -> None:
+        """Delete these objects."""
+
+    def is_transient(self, error: BaseException) -> bool:
+        """Whether a failure of this service may pass if the object is written again."""
+        return isinstance(error, ConnectionError | TimeoutError)
+
+
+def part_name(template: str, number: int) -> str:
+    """The object name of part ``number``: ``{part}`` becomes the zero-padded 5-digit number."""
+    return template.replace(PART_PLACEHOLDER, f"{number:0{PART_DIGITS}d}")
+
+
+def part_pattern(template: str) -> re.Pattern[str]:
+    """Matches exactly the names :func:`part_name` makes from ``template``."""
+    prefix, _, suffix = template.partition(PART_PLACEHOLDER)
+    return re.compile(re.escape(prefix) + rf"\d{{{PART_DIGITS}}}" + re.escape(suffix) + r"\Z")
+
+
+def with_window(template: str, label: str) -> str:
+    """The template of one window's objects: ``{window}`` replaced by the window's label."""
+    return template.replace(WINDOW_PLACEHOLDER, label)
+
+
+def with_part(template: str) -> str:
+    """``template`` with ``{part}`` added before the extensions of its last path segment, as a hint:
+    ``exports/v1.2/events.jsonl.gz`` becomes ``exports/v1.2/events-{part}.jsonl.gz``."""
+    directory, slash, filename = template.rpartition("/")
+    stem, dot, extensions = filename.partition(".")
+    return f"{directory}{slash}{stem}-{PART_PLACEHOLDER}{dot}{extensions}"
+
+
+def common_directory(template: str) -> str:
+    """The "directory" every object of ``template`` is written under (lineage names it), e.g.
+    ``mixpanel/events`` for ``mixpanel/events/{window}/part-{part}.jsonl.gz``; the template itself
+    when it names one fixed object."""
+    head = template.split(PART_PLACEHOLDER, 1)[0].split(WINDOW_PLACEHOLDER, 1)[0]
+    if head == template:
+        return template
+    return posixpath.dirname(head) or "/"
