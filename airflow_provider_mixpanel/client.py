@@ -12,10 +12,13 @@ page that breaks is asked for again and resumes after the profiles already yield
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import http.client
 import json
 import logging
+import socket
+import threading
 import time
 import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -31,6 +34,7 @@ from airflow_provider_mixpanel.connection import REGIONS, check_credentials
 from airflow_provider_mixpanel.dates import parse_date
 from airflow_provider_mixpanel.engage import EngagePage, read_engage_page
 from airflow_provider_mixpanel.errors import (
+    MixpanelCancelledError,
     MixpanelConfigError,
     MixpanelError,
     MixpanelMalformedRecordError,
@@ -136,6 +140,9 @@ class MixpanelClient:
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         self._session = session
+        self._cancelled = threading.Event()
+        self._open_lock = threading.Lock()
+        self._open_responses: set[requests.Response] = set()
         # Legacy project secrets authenticate as "<secret>:" (secret as the Basic-auth user).
         self._session.auth = (self.username, secret) if self.username else (secret, "")
         self._session.headers["User-Agent"] = f"airflow-provider-mixpanel/{__version__}"
@@ -148,6 +155,23 @@ class MixpanelClient:
 
     def close(self) -> None:
         self._session.close()
+
+    def cancel(self) -> None:
+        """Stop every stream of this client now, from any thread: reads in progress end (their
+        sockets are shut down), requests waiting for their turn are never sent, and each stream
+        raises :class:`~airflow_provider_mixpanel.errors.MixpanelCancelledError`. The client
+        refuses requests from then on; build a new one to start again."""
+        self._cancelled.set()
+        with self._open_lock:
+            responses = list(self._open_responses)
+        for response in responses:
+            _interrupt(response)
+
+    def _check_not_cancelled(self, what: str) -> None:
+        if self._cancelled.is_set():
+            raise MixpanelCancelledError(
+                f"Mixpanel {what} was cancelled: the task was killed or another window failed."
+            )
 
     # ---------------------------------------------------------------- export
 
@@ -217,6 +241,7 @@ class MixpanelClient:
                     yielded += 1
                 return
             except (_TruncatedBody, *_TRANSPORT_ERRORS) as err:
+                self._check_not_cancelled(what)
                 reason = _describe_transport_error(err)
                 if yielded:
                     raise MixpanelStreamInterruptedError(
@@ -227,8 +252,7 @@ class MixpanelClient:
                     ) from err
                 self._wait_or_raise(state, MixpanelServerError(reason), what=what, cause=err)
             finally:
-                response.close()
-                self._release(self._export_pacer)
+                self._done_with(response, self._export_pacer)
 
     # ---------------------------------------------------------------- engage
 
@@ -323,13 +347,13 @@ class MixpanelClient:
                 assert page_reader.result is not None  # set once the page is read to its end
                 return page_reader.result
             except (_TruncatedBody, MixpanelServerError, *_TRANSPORT_ERRORS) as err:
+                self._check_not_cancelled(what)
                 # A body cut short, or not an engage page at all (a proxy's error page): ask again.
                 reason = err.message if isinstance(err, MixpanelServerError) else _describe_transport_error(err)
                 log.warning("Mixpanel %s broke after %d profiles (%s); asking for it again.", what, seen, reason)
                 self._wait_or_raise(state, MixpanelServerError(reason), what=what, cause=err)
             finally:
-                response.close()
-                self._release(self._query_pacer)
+                self._done_with(response, self._query_pacer)
 
     # ---------------------------------------------------------------- HTTP
 
@@ -351,6 +375,7 @@ class MixpanelClient:
             if pacer is not None:
                 pacer.acquire()
             try:
+                self._check_not_cancelled(what)
                 response = self._session.request(
                     method, url, headers=headers, timeout=self.timeout, stream=True, **kwargs
                 )
@@ -358,7 +383,14 @@ class MixpanelClient:
                 self._release(pacer)
                 self._wait_or_raise(state, MixpanelServerError(_describe_transport_error(err)), what=what, cause=err)
                 continue
+            except MixpanelCancelledError:
+                self._release(pacer)
+                raise
             if response.status_code < 400:
+                with self._open_lock:
+                    self._open_responses.add(response)
+                if self._cancelled.is_set():  # cancelled while the request was in flight
+                    _interrupt(response)
                 return response
             error = self._error_for(response, what)
             response.close()
@@ -366,6 +398,12 @@ class MixpanelClient:
             if not is_retryable(error):
                 raise error
             self._wait_or_raise(state, error, what=what, cause=None)
+
+    def _done_with(self, response: requests.Response, pacer: RequestPacer | None) -> None:
+        with self._open_lock:
+            self._open_responses.discard(response)
+        response.close()
+        self._release(pacer)
 
     @staticmethod
     def _release(pacer: RequestPacer | None) -> None:
@@ -390,6 +428,7 @@ class MixpanelClient:
             ", waiting for the hourly quota" if state.quota_waited else "",
         )
         self._sleep(wait)
+        self._check_not_cancelled(what)
 
     def _final_error(self, error: MixpanelError, message: str) -> MixpanelError:
         if isinstance(error, MixpanelRateLimitError):
@@ -443,6 +482,19 @@ def _body_chunks(response: requests.Response) -> Iterator[bytes]:
             yield data
     if not decompressor.eof:
         raise _TruncatedBody("the gzip body ended before its end marker (truncated)")
+
+
+def _interrupt(response: requests.Response) -> None:
+    """Wake a read blocked on this response's socket, from another thread (close() alone does
+    not wake a blocked recv on Linux; shutdown() does)."""
+    connection = getattr(response.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is None:  # urllib3 lets go of the socket once the headers are read: reach it through the body
+        body = getattr(getattr(response.raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(body, "raw", None), "_sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed: nothing left to wake
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _describe_transport_error(err: BaseException) -> str:

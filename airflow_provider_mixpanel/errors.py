@@ -90,6 +90,11 @@ class MixpanelStreamInterruptedError(MixpanelError):
         self.records_yielded = records_yielded
 
 
+class MixpanelCancelledError(MixpanelError):
+    """The stream was cancelled from another thread (:meth:`MixpanelClient.cancel`): the task was
+    killed, or another window of the same task failed. Never retried."""
+
+
 class MixpanelMalformedRecordError(MixpanelError):
     """A line of the export, or an engage result, is not a JSON object."""
 

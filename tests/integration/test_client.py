@@ -566,3 +566,29 @@ def test_client_pacing_keeps_the_per_second_limit(make_server):
     for _ in range(7):
         assert len(list(client.export_lines(DAY, DAY))) == 1
     assert server.quota_stats()["export"].refused_per_second == 0, "the client sent more than 3 per second"
+
+
+# ---------------------------------------------------------------- cancel from another thread
+
+
+def test_cancel_ends_a_blocked_read_at_once_and_refuses_new_requests(make_server):
+    import threading
+    import time
+
+    from airflow_provider_mixpanel.errors import MixpanelCancelledError
+
+    server = make_server(events_per_day=2000)
+    server.add_fault("stall", after_records=1000, delay=30)
+    client = client_for(server, read_timeout=60)
+    lines = client.export_lines(DAY, DAY)
+    next(lines)  # the stream is open and will block in a read after about 1000 records
+    timer = threading.Timer(0.5, client.cancel)
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(MixpanelCancelledError):
+        for _ in lines:
+            pass
+    assert time.monotonic() - started < 5, "the blocked read was not woken by cancel()"
+    with pytest.raises(MixpanelCancelledError):
+        next(client.export_lines(DAY, DAY))
+    assert len(server.export_requests()) == 1, "a request was sent after cancel()"
