@@ -211,20 +211,17 @@ class MixpanelClient:
         from_date: date | str,
         to_date: date | str,
         *,
-        events: Iterable[str] | str | None = None,
-        where: str | None = None,
-        limit: int | None = None,
-        time_in_ms: bool = False,
         on_malformed: Callable[[bytes, MixpanelMalformedRecordError], None] | None = None,
+        **filters: Any,
     ) -> Iterator[dict[str, Any]]:
         """Yield each exported event as parsed, ``{"event": ..., "properties": {...}}``.
 
+        :param filters: ``events``, ``where``, ``limit``, ``time_in_ms``, as :meth:`export_lines` takes them.
         :param on_malformed: called with a line that is not a JSON object and the error, which
             then is skipped; ``None`` (the default) raises
             :class:`~airflow_provider_mixpanel.errors.MixpanelMalformedRecordError` instead.
         """
-        lines = self.export_lines(from_date, to_date, events=events, where=where, limit=limit, time_in_ms=time_in_ms)
-        return convert_lines(lines, loads_object, on_malformed)
+        return convert_lines(self.export_lines(from_date, to_date, **filters), loads_object, on_malformed)
 
     def _stream_export(self, params: dict[str, Any]) -> Iterator[bytes]:
         what = f"export {params['from_date']}..{params['to_date']}"
