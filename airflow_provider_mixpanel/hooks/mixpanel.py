@@ -201,7 +201,16 @@ class MixpanelHook(BaseHook):
             :class:`~airflow_provider_mixpanel.errors.MixpanelMalformedRecordError`.
         """
         return self._event_stream(
-            _EventQuery(from_date, to_date, events, where, raw, time_in_ms, limit, skip_malformed), encode=False
+            _EventQuery(
+                from_date=from_date,
+                to_date=to_date,
+                events=events,
+                where=where,
+                raw=raw,
+                time_in_ms=time_in_ms,
+                limit=limit,
+                skip_malformed=skip_malformed,
+            ), encode=False
         )
 
     def stream_events_jsonl(
@@ -220,7 +229,16 @@ class MixpanelHook(BaseHook):
         ``\\n``) that the operators and ``mixpanel-stream`` write. With ``raw=True`` the line is the
         export line exactly as Mixpanel sent it, checked to be a JSON object."""
         return self._event_stream(
-            _EventQuery(from_date, to_date, events, where, raw, time_in_ms, limit, skip_malformed), encode=True
+            _EventQuery(
+                from_date=from_date,
+                to_date=to_date,
+                events=events,
+                where=where,
+                raw=raw,
+                time_in_ms=time_in_ms,
+                limit=limit,
+                skip_malformed=skip_malformed,
+            ), encode=True
         )
 
     def _event_stream(self, query: _EventQuery, *, encode: bool) -> RecordStream:
@@ -264,7 +282,14 @@ class MixpanelHook(BaseHook):
         """
         return self._profile_stream(
             _ProfileQuery(
-                where, raw, cohort_id, output_properties, distinct_ids, data_group_id, include_all_users, page_size
+                where=where,
+                raw=raw,
+                cohort_id=cohort_id,
+                output_properties=output_properties,
+                distinct_ids=distinct_ids,
+                data_group_id=data_group_id,
+                include_all_users=include_all_users,
+                page_size=page_size,
             ),
             encode=False,
         )
@@ -285,7 +310,14 @@ class MixpanelHook(BaseHook):
         operators and ``mixpanel-stream`` write."""
         return self._profile_stream(
             _ProfileQuery(
-                where, raw, cohort_id, output_properties, distinct_ids, data_group_id, include_all_users, page_size
+                where=where,
+                raw=raw,
+                cohort_id=cohort_id,
+                output_properties=output_properties,
+                distinct_ids=distinct_ids,
+                data_group_id=data_group_id,
+                include_all_users=include_all_users,
+                page_size=page_size,
             ),
             encode=True,
         )

@@ -188,7 +188,16 @@ class RequestHandler(BaseHTTPRequestHandler):
             lines: Iterator[bytes] = _file_lines(config.export_file)
         else:
             synthetic = owner.synthetic(config.ascii_escape)
-            lines = _range_lines(synthetic, first, last, names, time_in_ms, bounds.since, bounds.until, visible_ms)
+            lines = _range_lines(
+                synthetic,
+                first,
+                last,
+                names=names,
+                time_in_ms=time_in_ms,
+                since=bounds.since,
+                until=bounds.until,
+                visible_ms=visible_ms,
+            )
         if limit >= 0:
             lines = itertools.islice(lines, limit)
         if fault is not None:
@@ -299,6 +308,7 @@ def _range_lines(
     synthetic: SyntheticEvents,
     first: date,
     last: date,
+    *,
     names: frozenset[str] | None,
     time_in_ms: bool,
     since: int | None,

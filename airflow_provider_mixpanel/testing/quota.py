@@ -138,16 +138,18 @@ class QuotaKeeper:
             if per_hour is not None and len(pool.hour) >= per_hour:
                 wait = pool.hour[0] + HOUR - now
                 stats.refused_hourly += 1
-                text = self._text(stats.running, concurrent, len(pool.hour), per_hour, "hour")
+                text = self._text(stats.running, concurrent, counted=len(pool.hour), limit=per_hour, window="hour")
                 return self._refuse("hourly", path, text, wait)
             if per_second is not None and len(pool.second) >= per_second:
                 wait = pool.second[0] + SECOND - now
                 stats.refused_per_second += 1
-                text = self._text(stats.running, concurrent, len(pool.second), per_second, "second")
+                text = self._text(
+                    stats.running, concurrent, counted=len(pool.second), limit=per_second, window="second"
+                )
                 return self._refuse("per-second", path, text, wait)
             if concurrent is not None and stats.running >= concurrent:
                 stats.refused_concurrent += 1
-                text = self._text(stats.running, concurrent, len(pool.hour), per_hour, "hour")
+                text = self._text(stats.running, concurrent, counted=len(pool.hour), limit=per_hour, window="hour")
                 return self._refuse("concurrent", path, text, SECOND)
             if per_hour is not None:
                 pool.hour.append(now)
@@ -184,7 +186,7 @@ class QuotaKeeper:
 
     # ------------------------------------------------------------------ helpers
 
-    def _text(self, running: int, concurrent: int | None, counted: int, limit: int | None, window: str) -> str:
+    def _text(self, running: int, concurrent: int | None, *, counted: int, limit: int | None, window: str) -> str:
         """Mixpanel's wording; the counts include the refused request, as in ``61/60``."""
         clauses = []
         if concurrent is not None:
