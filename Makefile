@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 AIRFLOW_VERSION ?= 3.3.2
 # Extras are what users install; development tools come from pyproject.toml's dependency groups.
-EXTRAS ?= amazon,google,zstd
+EXTRAS ?= amazon,google,zstd,parquet
 GROUPS ?= dev
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
@@ -52,3 +52,16 @@ build: install
 
 clean:
 	rm -rf $(VENV) .venv-* dist build docs/_build .pytest_cache .mypy_cache .ruff_cache
+
+# A production-shaped Airflow (Postgres, Redis, api-server, scheduler, dag-processor, triggerer, two
+# Celery workers) with the wheel built from this checkout, driven through the REST API; installs what
+# it needs itself. See devtools/deployment/README.md. DEPLOYMENT_ARGS e.g. "--keep --no-kill", "--measure".
+DEPLOYMENT_ARGS ?=
+.PHONY: test-deployment test-deployment-airflow2
+
+test-deployment:
+	bash devtools/deployment/run.sh --airflow 3 $(DEPLOYMENT_ARGS)
+
+# The same on Airflow 2.11, lighter: Postgres, webserver, scheduler with the LocalExecutor, triggerer.
+test-deployment-airflow2:
+	bash devtools/deployment/run.sh --airflow 2 $(DEPLOYMENT_ARGS)

@@ -1,7 +1,8 @@
-"""``mixpanel-stream``: Mixpanel events or profiles as JSONL on stdout.
+"""``mixpanel-stream``: Mixpanel events or profiles as JSONL on stdout, or as JSONL or Parquet in a file.
 
 Each line is the hook's record serialized exactly as the operators write it, so a file from the
-command and an object from an operator agree byte for byte. Progress and errors go to stderr;
+command and an object from an operator agree byte for byte (Parquet: the operators' columns).
+Progress and errors go to stderr;
 errors are one line saying what to do (``--debug`` for a traceback). The connection is found the
 way ``airflow connections get`` finds it, in every store (see :func:`_resolve_connection`).
 """
@@ -32,11 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Stream Mixpanel raw events or user/group profiles as JSONL on stdout, one record per line, "
-        "through an Airflow 'mixpanel' connection.",
+        "through an Airflow 'mixpanel' connection; or into a JSONL or Parquet file with --output.",
         epilog="Examples:\n"
         f"  {PROG} events --from 2024-03-01 --to 2024-03-01 | head -n 3\n"
         f"  {PROG} events --from 2024-03-01 --to 2024-03-07 --event Purchase --raw > purchases.jsonl\n"
-        f"  {PROG} profiles --where 'properties[\"plan\"] == \"pro\"' --output-property '$email' | jq .distinct_id",
+        f"  {PROG} profiles --where 'properties[\"plan\"] == \"pro\"' --output-property '$email' | jq .distinct_id\n"
+        f"  {PROG} events --from 2024-03-01 --to 2024-03-01 --format parquet --output events.parquet",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -50,6 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--raw", action="store_true", help="write records exactly as Mixpanel sent them instead of normalized"
     )
     common.add_argument("--where", help='a Mixpanel filter expression, e.g. \'properties["plan"] == "pro"\'')
+    common.add_argument(
+        "--format",
+        dest="output_format",
+        choices=("jsonl", "parquet"),
+        default="jsonl",
+        help="jsonl (default) or parquet (zstd; needs the parquet extra and --output)",
+    )
+    common.add_argument(
+        "--output", "-o", metavar="FILE", help="write to FILE instead of stdout (removed again if the export fails)"
+    )
     common.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{events,profiles}")
@@ -101,17 +113,27 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(err, args.debug, EXIT_ERROR, f"Airflow did not start: {type(err).__name__}: {err}")
     from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelError
 
-    # Records get their own handle on stdout; anything else printed to stdout (Airflow 2 logs to
-    # it) goes to stderr, so stdout carries nothing but JSONL.
+    # Records get their own handle on stdout (or a file); anything else printed to stdout (Airflow
+    # 2 logs to it) goes to stderr, so stdout carries nothing but JSONL.
     sys.stdout.flush()
+    try:
+        _check_output(args)
+        out = _open_output(args)
+    except MixpanelConfigError as err:
+        return _fail(err, args.debug, EXIT_USAGE)
+    except OSError as err:
+        return _fail(err, args.debug, EXIT_USAGE, f"--output {args.output}: {err.strerror or err}")
     saved_stdout = os.dup(1)
-    out = os.fdopen(os.dup(1), "wb", buffering=64 * 1024)
     os.dup2(2, 1)
     records: Any = None
+    done = False
     try:
         records = _open_stream(args)
         count = _write(records, out, quiet=args.quiet)
+        if args.output_format == "parquet":
+            out.finish()  # the footer: a Parquet file is readable only once it is complete
         out.flush()
+        done = True
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, like other Unix tools.
         _close_quietly(records)
@@ -139,12 +161,47 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         with contextlib.suppress(BrokenPipeError):
             out.close()
+        if not done and _writes_file(args):
+            with contextlib.suppress(OSError):
+                os.remove(args.output)  # incomplete: a reader must not take it for the export
         sys.stdout.flush()
         os.dup2(saved_stdout, 1)
         os.close(saved_stdout)
     if not args.quiet:
-        print(f"{PROG}: {count:,} records", file=sys.stderr)
+        where = f" written to {args.output}" if _writes_file(args) else ""
+        print(f"{PROG}: {count:,} records{where}", file=sys.stderr)
     return 0
+
+
+def _writes_file(args: argparse.Namespace) -> bool:
+    return args.output not in (None, "-")
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    """Parquet needs a file (its footer is written last; a pipe cannot be read before it) and pyarrow."""
+    from airflow_provider_mixpanel.compression import DEFAULT_PARQUET_COMPRESSION, check_parquet_compression
+    from airflow_provider_mixpanel.errors import MixpanelConfigError
+
+    if args.output_format != "parquet":
+        return
+    if not _writes_file(args):
+        raise MixpanelConfigError(
+            "--format parquet writes a file, not a pipe (Parquet's footer comes last): add --output FILE.parquet."
+        )
+    check_parquet_compression(DEFAULT_PARQUET_COMPRESSION, None, where="--format parquet: ")
+
+
+def _open_output(args: argparse.Namespace) -> Any:
+    """Where the records go: stdout's own handle, a file, or a Parquet file."""
+    if not _writes_file(args):
+        return os.fdopen(os.dup(1), "wb", buffering=64 * 1024)
+    file = open(args.output, "wb", buffering=64 * 1024)  # noqa: SIM115 - closed by main
+    if args.output_format == "jsonl":
+        return file
+    from airflow_provider_mixpanel.schemas import record_columns
+    from airflow_provider_mixpanel.transfers.parquet import ParquetLines
+
+    return ParquetLines(file, record_columns(args.command, raw=args.raw))
 
 
 def _resolve_connection(conn_id: str) -> Any:

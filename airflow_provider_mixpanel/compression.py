@@ -1,7 +1,9 @@
-"""Streaming compressors for JSONL parts (gzip, zstd or none) and their level ranges."""
+"""Streaming compressors for JSONL parts (gzip, zstd or none) and their level ranges; the codecs
+of Parquet parts, which compress inside the file."""
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
@@ -12,6 +14,21 @@ DEFAULT_LEVELS = {"gzip": 6, "zstd": 3}
 # The levels each library accepts.
 LEVEL_RANGES = {"gzip": (0, 9), "zstd": (1, 22)}
 CONTENT_TYPES = {"gzip": "application/gzip", "zstd": "application/zstd", None: "application/x-ndjson"}
+# Parquet compresses each column inside the file; zstd writes ~3x less than snappy at about its speed (RESULTS.md).
+PARQUET_COMPRESSIONS = ("zstd", "snappy", None)
+DEFAULT_PARQUET_COMPRESSION = "zstd"
+PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
+PARQUET_EXTRA_HINT = "pip install 'airflow-provider-mixpanel[parquet]'"
+
+
+class _FormatDefault:
+    """The ``compression`` argument's default: gzip for JSONL parts, zstd for Parquet parts."""
+
+    def __repr__(self) -> str:
+        return "FORMAT_DEFAULT"
+
+
+FORMAT_DEFAULT: Any = _FormatDefault()
 
 
 def check_compression(compression: str | None, level: int | None, *, where: str = "") -> str | None:
@@ -74,3 +91,39 @@ class Compressor:
     def flush(self) -> bytes:
         """The rest of the compressed stream; the compressor cannot be used after this."""
         return b"" if self._engine is None else self._engine.flush()
+
+
+def check_output_compression(
+    output_format: str, compression: str | None, level: int | None, *, where: str = ""
+) -> str | None:
+    """The compression of ``output_format`` parts (``"jsonl"`` or ``"parquet"``), checked:
+    :data:`FORMAT_DEFAULT` becomes gzip for JSONL, zstd for Parquet."""
+    if output_format == "parquet":
+        codec = DEFAULT_PARQUET_COMPRESSION if compression is FORMAT_DEFAULT else compression
+        return check_parquet_compression(codec, level, where=where)
+    return check_compression("gzip" if compression is FORMAT_DEFAULT else compression, level, where=where)
+
+
+def check_parquet_compression(compression: str | None, level: int | None, *, where: str = "") -> str | None:
+    """The codec of Parquet parts (``"none"`` read as ``None``), checked with its level and with
+    pyarrow installed; raises :class:`MixpanelConfigError` naming the fix otherwise. pyarrow is
+    looked up, not imported, so a DAG file that names Parquet parses as fast as one that does not."""
+    if compression == "none":
+        compression = None
+    if compression == "gzip":
+        raise MixpanelConfigError(
+            f"{where}compression='gzip' is for JSONL: Parquet compresses inside the file, with 'zstd' (the "
+            "default), 'snappy' or None."
+        )
+    if compression not in PARQUET_COMPRESSIONS:
+        raise MixpanelConfigError(f"{where}compression={compression!r}: Parquet takes 'zstd', 'snappy' or None.")
+    if level is not None:
+        low, high = LEVEL_RANGES["zstd"]
+        if compression != "zstd" or isinstance(level, bool) or not isinstance(level, int) or not low <= level <= high:
+            raise MixpanelConfigError(
+                f"{where}compression_level={level!r} does not fit Parquet's compression={compression!r}"
+                + (f": use {low} to {high}." if compression == "zstd" else ": leave it None.")
+            )
+    if importlib.util.find_spec("pyarrow") is None:
+        raise MixpanelConfigError(f"{where}Parquet output needs pyarrow: {PARQUET_EXTRA_HINT}.")
+    return compression

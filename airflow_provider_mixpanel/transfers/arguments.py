@@ -13,7 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
+from airflow_provider_mixpanel.schemas import OUTPUT_FORMATS
+from airflow_provider_mixpanel.transfers.manifest import MANIFEST_FILENAME, manifest_folder, manifest_name
 from airflow_provider_mixpanel.transfers.storage import PART_PLACEHOLDER, WINDOW_PLACEHOLDER, with_part
+from airflow_provider_mixpanel.transfers.windows import HOURS_PER_DAY
 
 STREAMS = ("events", "profiles")
 # Mixpanel allows 100 concurrent export queries per project.
@@ -21,10 +24,12 @@ MAX_ACTIVE_WINDOWS = 100
 # Smallest part size accepted for rotation: smaller parts only multiply requests.
 MIN_FILE_SIZE_BYTES = 64 * 1024
 # Arguments that only one stream reads: given with the other stream, they would be ignored silently.
-EVENTS_ONLY = ("from_date", "to_date", "events", "window_days")
+EVENTS_ONLY = ("from_date", "to_date", "events", "window_days", "window_hours", "lookback_days")
 PROFILES_ONLY = ("cohort_id", "output_properties", "distinct_ids", "data_group_id", "include_all_users", "page_size")
 # An example object name for the hint when a name needs ``{window}``.
 WINDOW_EXAMPLE = f"mixpanel/events/{WINDOW_PLACEHOLDER}/part-{PART_PLACEHOLDER}.jsonl.gz"
+# Hour windows split every day evenly: their length divides a day.
+WINDOW_HOURS = tuple(h for h in range(1, HOURS_PER_DAY + 1) if HOURS_PER_DAY % h == 0)
 
 
 def task_prefix(task_id: str) -> str:
@@ -82,6 +87,48 @@ def check_stream_arguments(stream: str, given: Mapping[str, Any], *, where: str 
         )
 
 
+def check_window_hours(window_hours: Any, window_days: int | None, *, where: str = "") -> int | None:
+    """``None``, or a number of hours that divides a day; not with ``window_days``."""
+    if window_hours is None:
+        return None
+    check_count(
+        window_hours,
+        "window_hours",
+        minimum=1,
+        where=where,
+        fix=f"use a number of hours that divides a day: one of {', '.join(map(str, WINDOW_HOURS))}, or None.",
+    )
+    if window_hours not in WINDOW_HOURS:
+        raise MixpanelConfigError(
+            f"{where}window_hours={window_hours!r} does not divide a day: use one of "
+            f"{', '.join(map(str, WINDOW_HOURS))}."
+        )
+    if window_days is not None:
+        raise MixpanelConfigError(
+            f"{where}window_days={window_days!r} and window_hours={window_hours!r}: a window is either several "
+            "days or some hours of one day. Give one of them."
+        )
+    return window_hours
+
+
+def check_lookback_days(lookback_days: Any, window_days: int | None, *, where: str = "") -> int:
+    """A whole number of days >= 0; re-exported days are replaced one by one, so not with
+    windows of several days."""
+    check_count(
+        lookback_days,
+        "lookback_days",
+        minimum=0,
+        where=where,
+        fix="use a whole number of days >= 0 (e.g. 5: Mixpanel's /track accepts events up to 5 days late).",
+    )
+    if lookback_days and window_days is not None and window_days > 1:
+        raise MixpanelConfigError(
+            f"{where}lookback_days={lookback_days} replaces each day in objects of its own, but "
+            f"window_days={window_days} writes several days into one: remove window_days (or use window_hours)."
+        )
+    return lookback_days
+
+
 def check_bucket(bucket: Any, argument: str, *, where: str = "") -> str:
     if not isinstance(bucket, str) or not bucket.strip():
         raise MixpanelConfigError(f"{where}{argument} is empty: name the bucket to write to.")
@@ -99,10 +146,18 @@ def check_name_template(template: Any, argument: str, *, where: str = "") -> str
 
 
 def check_placeholders(
-    template: str, argument: str, *, where: str = "", stream: str, rotating: bool, max_active_windows: int
+    template: str,
+    argument: str,
+    *,
+    where: str = "",
+    stream: str,
+    rotating: bool,
+    max_active_windows: int,
+    lookback_days: int = 0,
 ) -> None:
     """The placeholders ``template`` needs: ``{part}`` with part rotation, ``{window}`` when several
-    windows are written at once; and ``{window}`` only where there are windows (events)."""
+    windows are written at once or days are looked back at; and ``{window}`` only where there are
+    windows (events)."""
     if rotating and PART_PLACEHOLDER not in template:
         raise MixpanelConfigError(
             f"{where}max_file_size_bytes is set, so {argument} must hold the placeholder {PART_PLACEHOLDER} for the "
@@ -117,3 +172,55 @@ def check_placeholders(
             f"{where}max_active_windows={max_active_windows} writes every window separately, so {argument} must hold "
             f"{WINDOW_PLACEHOLDER}: e.g. {WINDOW_EXAMPLE!r}."
         )
+    if lookback_days and WINDOW_PLACEHOLDER not in template:
+        raise MixpanelConfigError(
+            f"{where}lookback_days={lookback_days} re-exports each day and replaces it in objects of its own, so "
+            f"{argument} must hold {WINDOW_PLACEHOLDER} (the day): e.g. {WINDOW_EXAMPLE!r}."
+        )
+
+
+def check_manifest_folders(templates: list[str], argument: str, *, where: str = "") -> None:
+    """Each window's parts in a folder of their own, for its ``_manifest.json``: a folder shared
+    by two windows, or a window's parts spread over folders, would make a manifest lie.
+
+    :param templates: the name templates of the run's windows (``{window}`` replaced).
+    """
+    owners: dict[str, str] = {}
+    for template in dict.fromkeys(templates):
+        folder = manifest_folder(template)
+        if PART_PLACEHOLDER in folder:
+            raise MixpanelConfigError(
+                f"{where}{argument}={template!r} puts {PART_PLACEHOLDER} in the folder, so a window's parts would be "
+                f"spread over several folders and its {MANIFEST_FILENAME} could list none of them: put "
+                f"{PART_PLACEHOLDER} in the file name, e.g. {WINDOW_EXAMPLE!r}, or pass write_manifest=False."
+            )
+        if template.rpartition("/")[2].replace(PART_PLACEHOLDER, "00000") == MANIFEST_FILENAME:
+            raise MixpanelConfigError(
+                f"{where}{argument}={template!r} names the parts like the window's manifest: choose another name."
+            )
+        other = owners.setdefault(folder, template)
+        if other != template:
+            raise MixpanelConfigError(
+                f"{where}{argument}: the windows {other!r} and {template!r} would share one "
+                f"{manifest_name(template)!r}, since their objects are in one folder. Put {WINDOW_PLACEHOLDER} in "
+                f"the folder, e.g. {WINDOW_EXAMPLE!r}, or pass write_manifest=False."
+            )
+
+
+def check_output_format(value: Any, *, where: str = "") -> str:
+    if value not in OUTPUT_FORMATS:
+        raise MixpanelConfigError(f"{where}output_format={value!r}: use 'jsonl' or 'parquet'.")
+    return value
+
+
+def check_schema_object_name(name: Any, argument: str, *, where: str = "") -> str:
+    """The name of the schema object: a fixed name, written once per run."""
+    if not isinstance(name, str) or not name.strip():
+        raise MixpanelConfigError(f"{where}{argument}={name!r}: give the object name of the BigQuery schema, or None.")
+    for placeholder in (PART_PLACEHOLDER, WINDOW_PLACEHOLDER):
+        if placeholder in name:
+            raise MixpanelConfigError(
+                f"{where}{argument}={name!r} holds {placeholder}: one schema describes every part, so give it a "
+                "fixed name, e.g. 'mixpanel/events/schema.json'."
+            )
+    return name.lstrip("/")

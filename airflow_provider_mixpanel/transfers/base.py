@@ -1,44 +1,60 @@
 """The shared base of the Mixpanel-to-object-storage operators: their arguments and checks,
-``execute`` (plan the windows, write them, delete stale parts, return the manifest), ``on_kill``
-and lineage. A subclass only says where its objects go (:meth:`_destination`) and how to reach
-that storage (:meth:`_object_store`).
+``execute`` (plan the windows, write them, return the manifest), ``on_kill`` and lineage. A
+subclass only says where its objects go (:meth:`_destination`) and how to reach that storage
+(:meth:`_object_store`).
 
 The work itself is done elsewhere: :mod:`.windows` plans the days, :mod:`.runner` writes and
-restarts windows, :mod:`.parts` rotates parts on a writer thread, :mod:`.storage` is the
-commit-or-abort interface the storage modules implement.
+restarts windows, :mod:`.outputs` prepares and finishes each window's objects (leftover uploads,
+stale parts, the ``_manifest.json`` of :mod:`.manifest`), :mod:`.parts` rotates parts on a writer
+thread, :mod:`.storage` is the commit-or-abort interface the storage modules implement.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from abc import abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
 from airflow_provider_mixpanel._compat import BaseOperator
-from airflow_provider_mixpanel.compression import check_compression
+from airflow_provider_mixpanel.compression import FORMAT_DEFAULT, check_output_compression
 from airflow_provider_mixpanel.dates import date_range
 from airflow_provider_mixpanel.hooks.mixpanel import MixpanelHook
+from airflow_provider_mixpanel.schemas import bigquery_schema, check_bigquery_columns, record_columns
 from airflow_provider_mixpanel.transfers.arguments import (
     MAX_ACTIVE_WINDOWS,
     MIN_FILE_SIZE_BYTES,
     check_bucket,
     check_count,
     check_flag,
+    check_lookback_days,
+    check_manifest_folders,
     check_name_template,
     check_optional_count,
+    check_output_format,
     check_placeholders,
+    check_schema_object_name,
     check_stream,
     check_stream_arguments,
+    check_window_hours,
     task_prefix,
 )
+from airflow_provider_mixpanel.transfers.outputs import ManifestContext, WindowOutputs
 from airflow_provider_mixpanel.transfers.parts import AirflowTaskAborted, PartFormat, WrittenPart
 from airflow_provider_mixpanel.transfers.progress import Progress
 from airflow_provider_mixpanel.transfers.runner import ExportRun
-from airflow_provider_mixpanel.transfers.storage import PART_PLACEHOLDER, common_directory, part_pattern
-from airflow_provider_mixpanel.transfers.windows import PROFILES, Window, days_of_run, plan_units, plan_windows
+from airflow_provider_mixpanel.transfers.storage import common_directory
+from airflow_provider_mixpanel.transfers.windows import (
+    PROFILES,
+    Window,
+    days_of_run,
+    plan_units,
+    plan_windows,
+    window_where,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_mixpanel.streams import RecordStream
@@ -74,6 +90,8 @@ class Manifest(TypedDict):
     from_date: str | None
     to_date: str | None
     raw: bool
+    #: ``"jsonl"`` or ``"parquet"``
+    output_format: str
     compression: str | None
     #: the URIs of every object written, in order
     files: list[str]
@@ -81,8 +99,12 @@ class Manifest(TypedDict):
     bytes: int
     parts: list[PartInfo]
     skipped_malformed: int
+    #: the BigQuery JSON schema written (``schema_object_name``), or ``None``
+    schema_file: str | None
     #: parts an earlier run wrote beyond this run's last part, now deleted
     deleted_stale_files: list[str]
+    #: the ``_manifest.json`` of every window written (none with ``write_manifest=False``)
+    manifests: list[str]
 
 
 class _Lineage(NamedTuple):
@@ -92,7 +114,7 @@ class _Lineage(NamedTuple):
 
 
 class BaseMixpanelStreamOperator(BaseOperator):
-    """Stream Mixpanel events or profiles into object storage as JSONL parts, with flat memory.
+    """Stream Mixpanel events or profiles into object storage as JSONL or Parquet parts, with flat memory.
 
     Events: with neither ``from_date`` nor ``to_date``, the task exports the complete UTC days of
     its run's data interval, or, when that interval is empty (Airflow 3's default cron timetable)
@@ -111,14 +133,26 @@ class BaseMixpanelStreamOperator(BaseOperator):
     :param include_all_users: profiles, with ``cohort_id``: also members without a profile.
     :param page_size: profiles per Engage page; ``None`` takes the hook's default.
     :param raw: write records as Mixpanel sent them instead of normalized.
-    :param compression: ``"gzip"`` (default), ``"zstd"`` (needs the ``zstd`` extra) or ``None``.
+    :param output_format: ``"jsonl"`` (default): one record per line; or ``"parquet"`` (needs the
+        ``parquet`` extra): typed columns, ``properties`` as JSON text (see :ref:`howto/lake`).
+    :param compression: JSONL: ``"gzip"`` (default), ``"zstd"`` (needs the ``zstd`` extra) or ``None``.
+        Parquet, inside the file: ``"zstd"`` (default), ``"snappy"`` or ``None``.
     :param compression_level: level of that compression; ``None`` takes its default.
+    :param schema_object_name: also write the BigQuery JSON schema of the records to this object,
+        next to the parts, for ``GCSToBigQueryOperator(schema_object=...)`` (templated).
     :param max_file_size_bytes: start a new part once the current one passes this many bytes
         (compressed); the object name must then hold ``{part}``, which becomes ``00000``, ``00001``...
         An object name may also hold ``{window}``: the window's day (``2024-03-01``), or
         ``FIRST_LAST`` for windows of several days, so every window writes objects of its own.
     :param window_days: events: split the days into requests of this many days (``None``: one
         request). With part rotation each window is restarted on its own after a transient failure.
+    :param window_hours: events: split each day into windows of this many hours (a divisor of 24),
+        each one export request of that day bounded by ``where`` on ``properties["$time"]``;
+        ``{window}`` then reads ``2024-03-01T06``. Not with ``window_days``.
+    :param lookback_days: events: also re-export the this many days before the first day (late
+        events: Mixpanel accepts events days after their time), each day replaced as a unit in
+        objects of its own, so the object name must hold ``{window}``. One more export request per
+        day looked back at (per hour window with ``window_hours``); see :ref:`howto/late-events`.
     :param max_active_windows: stream this many windows at once (each into parts of its own; the
         object name must then hold ``{window}``); when one fails, the others are aborted at once.
         Mixpanel serves one export slowly, so a long range is network-bound: 4 windows at once
@@ -126,6 +160,9 @@ class BaseMixpanelStreamOperator(BaseOperator):
     :param max_stream_restarts: how often a window (or, without rotation, the whole object) is
         streamed again from scratch after a transient failure mid-stream, its upload aborted first.
     :param skip_malformed: skip and count lines that are not JSON objects instead of failing.
+    :param write_manifest: write ``_manifest.json`` beside each window's parts once they are all
+        committed, and delete it before the window is rewritten: the completion signal for sensors
+        and readers. Each window's parts then need a folder of their own.
     :param mixpanel_conn_id: the :ref:`Mixpanel connection <howto/connection:mixpanel>` (templated).
     :param mixpanel_hook_kwargs: more :class:`~airflow_provider_mixpanel.hooks.mixpanel.MixpanelHook`
         arguments (timeouts, retry budget).
@@ -141,6 +178,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
         "distinct_ids",
         "data_group_id",
         "mixpanel_conn_id",
+        "schema_object_name",
     )
     template_fields_renderers = {"events": "json", "output_properties": "json", "distinct_ids": "json"}
     # Shared, not copied, by copy.deepcopy (Airflow copies tasks when a user clears them): the hook
@@ -163,13 +201,18 @@ class BaseMixpanelStreamOperator(BaseOperator):
         include_all_users: bool | None = None,
         page_size: int | None = None,
         raw: bool = False,
-        compression: str | None = "gzip",
+        output_format: str = "jsonl",
+        compression: str | None = FORMAT_DEFAULT,
         compression_level: int | None = None,
+        schema_object_name: str | None = None,
         max_file_size_bytes: int | None = None,
         window_days: int | None = None,
+        window_hours: int | None = None,
+        lookback_days: int = 0,
         max_active_windows: int = 1,
         max_stream_restarts: int = 2,
         skip_malformed: bool = False,
+        write_manifest: bool = True,
         mixpanel_conn_id: str = MixpanelHook.default_conn_name,
         mixpanel_hook_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
@@ -184,6 +227,8 @@ class BaseMixpanelStreamOperator(BaseOperator):
                 "to_date": to_date,
                 "events": events,
                 "window_days": window_days,
+                "window_hours": window_hours,
+                "lookback_days": lookback_days or None,
                 "cohort_id": cohort_id,
                 "output_properties": output_properties,
                 "distinct_ids": distinct_ids,
@@ -204,8 +249,12 @@ class BaseMixpanelStreamOperator(BaseOperator):
         self.include_all_users = include_all_users
         self.page_size = page_size
         self.raw = check_flag(raw, "raw", where=prefix)
-        self.compression = check_compression(compression, compression_level, where=prefix)
+        self.output_format = check_output_format(output_format, where=prefix)
+        self.compression = check_output_compression(self.output_format, compression, compression_level, where=prefix)
         self.compression_level = compression_level
+        if schema_object_name is not None:
+            check_bigquery_columns(self.stream, raw=self.raw, where=prefix)
+        self.schema_object_name = schema_object_name
         self.max_file_size_bytes = check_optional_count(
             max_file_size_bytes,
             "max_file_size_bytes",
@@ -216,6 +265,8 @@ class BaseMixpanelStreamOperator(BaseOperator):
         self.window_days = check_optional_count(
             window_days, "window_days", minimum=1, where=prefix, fix="use a whole number of days >= 1, or None."
         )
+        self.window_hours = check_window_hours(window_hours, self.window_days, where=prefix)
+        self.lookback_days = check_lookback_days(lookback_days, self.window_days, where=prefix)
         self.max_active_windows = check_count(
             max_active_windows,
             "max_active_windows",
@@ -228,6 +279,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
             max_stream_restarts, "max_stream_restarts", minimum=0, where=prefix, fix="use 0 or more."
         )
         self.skip_malformed = check_flag(skip_malformed, "skip_malformed", where=prefix)
+        self.write_manifest = check_flag(write_manifest, "write_manifest", where=prefix)
         self.mixpanel_conn_id = mixpanel_conn_id
         self.mixpanel_hook_kwargs = mixpanel_hook_kwargs
         self._run: ExportRun | None = None  # made by execute: locks and threads live only as long as it
@@ -251,6 +303,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
 
     def execute(self, context: Any) -> Manifest:
         destination = self._checked_destination()
+        schema_name = self._checked_schema_object_name()
         windows = self._windows(context)
         self.hook.client  # noqa: B018 - reads and checks the connection once, before any request or thread
         store = self._object_store(destination.bucket)
@@ -258,23 +311,39 @@ class BaseMixpanelStreamOperator(BaseOperator):
         what = f"Mixpanel {self.stream}{days}"
         progress = Progress(what)
         units = plan_units(windows, destination.name_template, rotating=self.max_file_size_bytes is not None)
+        if self.write_manifest:
+            check_manifest_folders(
+                [unit.name_template for unit in units], destination.name_argument, where=task_prefix(self.task_id)
+            )
         run = ExportRun(
             store=store,
             open_stream=self._open_stream,
-            part_format=PartFormat(self.compression, self.compression_level, self.max_file_size_bytes),
+            part_format=PartFormat(
+                self.compression,
+                self.compression_level,
+                self.max_file_size_bytes,
+                parquet_columns=record_columns(self.stream, raw=self.raw) if self.output_format == "parquet" else None,
+            ),
             max_stream_restarts=self.max_stream_restarts,
             progress=progress,
+            outputs=WindowOutputs(store, manifest=self._manifest_context() if self.write_manifest else None),
         )
         self._run = run
         try:
-            results = run.write_units(units, max_active=self.max_active_windows)
+            outputs = run.write_units(units, max_active=self.max_active_windows)
         finally:
             self._run = None
+        results = [result for output in outputs for result in output.units]
         parts = [part for result in results for part in result.parts]
         progress.log(final=True)
-        deleted = self._delete_stale_parts(store, (unit.name_template for unit in units), {p.name for p in parts})
+        schema_file = self._write_schema_object(store, schema_name) if schema_name is not None else None
+        deleted = [uri for output in outputs for uri in output.completed.deleted_stale]
+        manifests = [output.completed.manifest for output in outputs if output.completed.manifest is not None]
         self._lineage = _Lineage(store.scheme, destination.bucket, destination.name_template)
-        return self._manifest(windows, parts, skipped=sum(r.skipped_malformed for r in results), deleted=deleted)
+        skipped = sum(r.skipped_malformed for r in results)
+        return self._manifest(
+            windows, parts, skipped=skipped, deleted=deleted, schema_file=schema_file, manifests=manifests
+        )
 
     def on_kill(self) -> None:
         run = self._run
@@ -297,6 +366,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
             stream=self.stream,
             rotating=self.max_file_size_bytes is not None,
             max_active_windows=self.max_active_windows,
+            lookback_days=self.lookback_days,
         )
         return destination
 
@@ -310,7 +380,9 @@ class BaseMixpanelStreamOperator(BaseOperator):
             log.info("Exporting %s to %s: from_date and to_date are not given, so %s.", first, last, reason)
         else:
             first, last = date_range(self.from_date, self.to_date, where=prefix)  # type: ignore[arg-type]
-        return plan_windows(first, last, self.window_days)
+        return plan_windows(
+            first, last, self.window_days, window_hours=self.window_hours, lookback_days=self.lookback_days
+        )
 
     def _open_stream(self, window: Window) -> RecordStream:
         """The JSONL lines of one window (the request is sent on the first ``next()``)."""
@@ -330,28 +402,53 @@ class BaseMixpanelStreamOperator(BaseOperator):
             from_date=window.first,
             to_date=window.last,
             events=self.events,
-            where=self.where or None,
+            where=window_where(self.where, window),
             raw=self.raw,
             skip_malformed=self.skip_malformed,
         )
 
-    @staticmethod
-    def _delete_stale_parts(store: ObjectStore, templates: Iterable[str], written: set[str]) -> list[str]:
-        """Delete parts of these name templates that this run did not write (an earlier run wrote more)."""
-        stale: list[str] = []
-        for template in dict.fromkeys(templates):
-            if PART_PLACEHOLDER not in template:
-                continue
-            prefix = template.split(PART_PLACEHOLDER, 1)[0]
-            pattern = part_pattern(template)
-            stale += sorted(n for n in store.list_names(prefix) if pattern.match(n) and n not in written)
-        if stale:
-            log.info("Deleting %d stale part(s) left by an earlier run: %s", len(stale), ", ".join(stale))
-            store.delete(stale)
-        return [store.uri(name) for name in stale]
+    def _checked_schema_object_name(self) -> str | None:
+        if self.schema_object_name is None:
+            return None
+        return check_schema_object_name(self.schema_object_name, "schema_object_name", where=task_prefix(self.task_id))
+
+    def _write_schema_object(self, store: ObjectStore, name: str) -> str:
+        """Write the BigQuery JSON schema of the records, as ``BaseSQLToGCSOperator``'s ``schema_filename`` does."""
+        schema = bigquery_schema(self.stream, raw=self.raw, output_format=self.output_format)
+        upload = store.open(name, "application/json")
+        try:
+            upload.write(json.dumps(schema, indent=2).encode())
+        except BaseException:
+            upload.abort()
+            raise
+        upload.commit()
+        log.info("Wrote the BigQuery schema of the records to %s", store.uri(name))
+        return store.uri(name)
+
+    def _manifest_context(self) -> ManifestContext:
+        """What every window's ``_manifest.json`` of this run says besides its window and parts."""
+        settings = self.hook.settings
+        events = [self.events] if isinstance(self.events, str) else self.events
+        return ManifestContext(
+            stream=self.stream,
+            project_id=settings.project_id,
+            region=settings.region,
+            events=list(events) if events else None,
+            where=self.where or None,
+            raw=self.raw,
+            output_format=self.output_format,
+            compression=self.compression,
+        )
 
     def _manifest(
-        self, windows: list[Window], parts: list[WrittenPart], *, skipped: int, deleted: list[str]
+        self,
+        windows: list[Window],
+        parts: list[WrittenPart],
+        *,
+        skipped: int,
+        deleted: list[str],
+        schema_file: str | None = None,
+        manifests: list[str],
     ) -> Manifest:
         events = self.stream == "events"
         return Manifest(
@@ -359,13 +456,16 @@ class BaseMixpanelStreamOperator(BaseOperator):
             from_date=str(windows[0].first) if events else None,
             to_date=str(windows[-1].last) if events else None,
             raw=self.raw,
+            output_format=self.output_format,
             compression=self.compression,
             files=[p.uri for p in parts],
             records=sum(p.records for p in parts),
             bytes=sum(p.bytes for p in parts),
             parts=[PartInfo(uri=p.uri, records=p.records, bytes=p.bytes) for p in parts],
             skipped_malformed=skipped,
+            schema_file=schema_file,
             deleted_stale_files=deleted,
+            manifests=manifests,
         )
 
     # ------------------------------------------------------------ lineage

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
-from airflow_provider_mixpanel.transfers.storage import ObjectStore, ObjectUpload
+from airflow_provider_mixpanel.transfers.storage import ObjectStore, ObjectUpload, StoredObject
 
 if TYPE_CHECKING:
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
@@ -58,9 +58,12 @@ class GCSObjectStore(ObjectStore):
     def open(self, name: str, content_type: str) -> ObjectUpload:
         return GCSUpload(self, name, content_type)
 
-    def list_names(self, prefix: str) -> Iterator[str]:
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
         for blob in self.client.list_blobs(self.bucket, prefix=prefix):
-            yield blob.name
+            yield StoredObject(blob.name, blob.size, blob.crc32c, "crc32c")
+
+    # abort_incomplete_uploads: the base's no-op. An unfinalized resumable session never becomes
+    # an object, holds no billed storage, and expires by itself after a week.
 
     def delete(self, names: list[str]) -> None:
         from google.api_core.exceptions import NotFound

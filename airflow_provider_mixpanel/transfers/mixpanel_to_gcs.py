@@ -11,11 +11,13 @@ from airflow_provider_mixpanel.transfers.gcs_storage import DEFAULT_CHUNK_SIZE, 
 
 
 class MixpanelStreamToGCSOperator(BaseMixpanelStreamOperator):
-    """Stream Mixpanel raw events or profiles into GCS as JSONL (gzip by default), with flat memory
-    and no local files: each object is a resumable upload, visible only once finalized.
+    """Stream Mixpanel raw events or profiles into GCS as JSONL (gzip by default) or Parquet, with
+    flat memory and no local files: each object is a resumable upload, visible only once finalized.
 
     Returns a manifest (``files``, ``records``, ``bytes``, ``stream``, ``from_date``, ``to_date``,
-    ``parts``...) to XCom. Re-running the same interval replaces its objects and deletes stale parts.
+    ``parts``, ``manifests``...) to XCom. Re-running the same interval replaces its objects and deletes
+    stale parts; each window ends with a ``_manifest.json`` beside its parts, the completion signal
+    for sensors (:ref:`howto/late-events`).
 
     .. seealso::
         :ref:`howto/operator:MixpanelStreamToGCSOperator`

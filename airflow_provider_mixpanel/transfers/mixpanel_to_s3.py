@@ -16,11 +16,13 @@ from airflow_provider_mixpanel.transfers.s3_storage import (
 
 
 class MixpanelStreamToS3Operator(BaseMixpanelStreamOperator):
-    """Stream Mixpanel raw events or profiles into S3 as JSONL (gzip by default), with flat memory
-    and no local files: each object is a multipart upload, visible only once complete.
+    """Stream Mixpanel raw events or profiles into S3 as JSONL (gzip by default) or Parquet, with
+    flat memory and no local files: each object is a multipart upload, visible only once complete.
 
     Returns a manifest (``files``, ``records``, ``bytes``, ``stream``, ``from_date``, ``to_date``,
-    ``parts``...) to XCom. Re-running the same interval replaces its objects and deletes stale parts.
+    ``parts``, ``manifests``...) to XCom. Re-running the same interval replaces its objects and deletes
+    stale parts; each window ends with a ``_manifest.json`` beside its parts, the completion signal
+    for sensors (:ref:`howto/late-events`).
 
     .. seealso::
         :ref:`howto/operator:MixpanelStreamToS3Operator`

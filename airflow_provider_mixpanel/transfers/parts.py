@@ -1,4 +1,4 @@
-"""JSONL lines into compressed parts: batching, part rotation by size, and the writer thread.
+"""JSONL lines into compressed (or Parquet) parts: batching, part rotation by size, and the writer thread.
 
 :func:`write_batches` gathers lines into batches; a :class:`BackgroundPartWriter` hands them to a
 :class:`PartWriter` on a thread of its own, which compresses them into the part in flight and
@@ -13,12 +13,13 @@ import queue
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_mixpanel.compression import CONTENT_TYPES, Compressor
+from airflow_provider_mixpanel.compression import CONTENT_TYPES, PARQUET_CONTENT_TYPE, Compressor
 from airflow_provider_mixpanel.transfers.storage import part_name
 
 if TYPE_CHECKING:
+    from airflow_provider_mixpanel.schemas import Column
     from airflow_provider_mixpanel.transfers.progress import Progress
     from airflow_provider_mixpanel.transfers.storage import ObjectStore, ObjectUpload
 
@@ -49,19 +50,50 @@ class WrittenPart:
     bytes: int
 
 
+class PartEncoder(Protocol):
+    """Turns a part's JSONL batches into its bytes: a :class:`~airflow_provider_mixpanel.compression.Compressor`
+    (JSONL) or a :class:`~airflow_provider_mixpanel.transfers.parquet.ParquetEncoder`."""
+
+    def compress(self, data: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class PartFormat:
     """How parts are encoded and when they rotate.
 
-    :param compression: ``"gzip"``, ``"zstd"`` or ``None``, already checked.
+    :param compression: JSONL: ``"gzip"``, ``"zstd"`` or ``None``; Parquet: ``"zstd"``, ``"snappy"``
+        or ``None``; already checked.
     :param compression_level: its level; ``None`` takes the default.
     :param max_file_size_bytes: commit a part once it passes this many compressed bytes (``None``:
         one part).
+    :param parquet_columns: write Parquet parts with these columns (``None``: JSONL parts).
     """
 
     compression: str | None
     compression_level: int | None
     max_file_size_bytes: int | None
+    parquet_columns: tuple[Column, ...] | None = None
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.compression] if self.parquet_columns is None else PARQUET_CONTENT_TYPE
+
+    def encoder(self) -> PartEncoder:
+        """A fresh encoder for one part."""
+        if self.parquet_columns is None:
+            return Compressor(self.compression, self.compression_level)
+        from airflow_provider_mixpanel.transfers.parquet import ROW_GROUP_BYTES, ParquetEncoder
+
+        # Parts rotate at row group boundaries: with a small part size, smaller row groups.
+        row_group = min(ROW_GROUP_BYTES, self.max_file_size_bytes or ROW_GROUP_BYTES)
+        return ParquetEncoder(
+            self.parquet_columns,
+            compression=self.compression,
+            compression_level=self.compression_level,
+            row_group_bytes=row_group,
+        )
 
 
 class PartWriter:
@@ -82,7 +114,7 @@ class PartWriter:
         self.progress = progress
         self.parts: list[WrittenPart] = []
         self._upload: ObjectUpload | None = None
-        self._compressor: Compressor | None = None
+        self._compressor: PartEncoder | None = None
         self._part_records = 0
         self._part_bytes = 0
         self._stopped = False
@@ -131,8 +163,8 @@ class PartWriter:
 
     def _open_part(self) -> None:
         name = part_name(self.name_template, self.next_part)
-        self._upload = self.store.open(name, CONTENT_TYPES[self.format.compression])
-        self._compressor = Compressor(self.format.compression, self.format.compression_level)
+        self._upload = self.store.open(name, self.format.content_type)
+        self._compressor = self.format.encoder()
         self._part_bytes = 0
         self._part_records = 0
 

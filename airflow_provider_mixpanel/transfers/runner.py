@@ -1,6 +1,10 @@
 """One export's units written into parts: restarted after transient failures, several at once, and
 aborted together, at once, when the task is killed or one of them fails.
 
+Units that share a name template form one output (a window's objects): before its first unit the
+output is prepared (its manifest deleted, leftover uploads aborted) and after its last one finished
+(stale parts deleted, manifest written) by :class:`~.outputs.WindowOutputs`.
+
 An :class:`ExportRun` is made by ``execute`` and lives as long as it: it holds the threads' shared
 state (a lock and the writers in flight), which an operator must not hold, since Airflow copies
 operators with ``copy.deepcopy``.
@@ -8,11 +12,13 @@ operators with ``copy.deepcopy``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, wait
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 from airflow_provider_mixpanel.errors import MixpanelError, MixpanelServerError, MixpanelStreamInterruptedError
@@ -27,6 +33,7 @@ from airflow_provider_mixpanel.transfers.parts import (
 
 if TYPE_CHECKING:
     from airflow_provider_mixpanel.streams import RecordStream
+    from airflow_provider_mixpanel.transfers.outputs import Completed, WindowOutputs
     from airflow_provider_mixpanel.transfers.progress import Progress
     from airflow_provider_mixpanel.transfers.storage import ObjectStore
     from airflow_provider_mixpanel.transfers.windows import Unit, Window
@@ -39,6 +46,15 @@ class UnitResult(NamedTuple):
 
     parts: list[WrittenPart]
     skipped_malformed: int
+    #: when the attempt that wrote the parts started (its export requests were sent after it)
+    exported_at: datetime
+
+
+class OutputResult(NamedTuple):
+    """What one output (the units of one name template) wrote, and what finishing it did."""
+
+    units: list[UnitResult]
+    completed: Completed
 
 
 class ExportRun:
@@ -49,6 +65,7 @@ class ExportRun:
     :param part_format: compression and part rotation.
     :param max_stream_restarts: how often a unit is written again from scratch after a transient failure.
     :param progress: counts and logs what passed.
+    :param outputs: prepares and finishes each output's objects (manifest, stale parts, leftovers).
     """
 
     def __init__(
@@ -59,12 +76,14 @@ class ExportRun:
         part_format: PartFormat,
         max_stream_restarts: int,
         progress: Progress,
+        outputs: WindowOutputs,
     ):
         self.store = store
         self.open_stream = open_stream
         self.part_format = part_format
         self.max_stream_restarts = max_stream_restarts
         self.progress = progress
+        self.outputs = outputs
         self._lock = threading.Lock()
         self._writers: set[BackgroundPartWriter] = set()
         self._abort_reason: str | None = None
@@ -104,31 +123,45 @@ class ExportRun:
 
     # ------------------------------------------------------------ writing
 
-    def write_units(self, units: list[Unit], *, max_active: int = 1) -> list[UnitResult]:
-        """Write every unit, ``max_active`` at once; the first failure aborts the others and is raised."""
-        if max_active > 1 and len(units) > 1:
-            return self._write_concurrently(units, max_active)
+    def write_units(self, units: list[Unit], *, max_active: int = 1) -> list[OutputResult]:
+        """Write every output (consecutive units sharing a name template), ``max_active`` at once;
+        the first failure aborts the others and is raised."""
+        outputs = [list(group) for _, group in itertools.groupby(units, key=lambda unit: unit.name_template)]
+        if max_active > 1 and len(outputs) > 1:
+            return self._write_concurrently(outputs, max_active)
+        return [self.write_output(output) for output in outputs]
+
+    def write_output(self, units: list[Unit]) -> OutputResult:
+        """Prepare the output's objects, write its units (continuing its part numbers), finish it."""
+        template = units[0].name_template
+        self._refuse_if_aborted()
+        self.outputs.begin(template)
         results: list[UnitResult] = []
         next_part = 0
-        previous = None
         for unit in units:
-            # Units sharing one name template continue its part numbers.
-            first = next_part if unit.name_template == previous else 0
-            results.append(self.write_unit(unit, first_part=first))
-            next_part = first + len(results[-1].parts)
-            previous = unit.name_template
-        return results
+            results.append(self.write_unit(unit, first_part=next_part))
+            next_part += len(results[-1].parts)
+        self._refuse_if_aborted()  # aborted meanwhile: the output is not declared complete
+        windows = [window for unit in units for window in unit.windows]
+        parts = [part for result in results for part in result.parts]
+        exported_at = min(result.exported_at for result in results)
+        return OutputResult(results, self.outputs.end(template, windows, parts, exported_at))
 
-    def _write_concurrently(self, units: list[Unit], max_active: int) -> list[UnitResult]:
-        """Up to ``max_active`` units at once, on daemon threads: a window aborted while its read is
+    def _refuse_if_aborted(self) -> None:
+        reason = self._abort_reason
+        if reason is not None:
+            raise AirflowTaskAborted(reason)
+
+    def _write_concurrently(self, outputs: list[list[Unit]], max_active: int) -> list[OutputResult]:
+        """Up to ``max_active`` outputs at once, on daemon threads: a window aborted while its read is
         blocked ends on its own later, and never holds up the task's exit (a ThreadPoolExecutor's
         threads would, until that read returns)."""
-        log.info("Streaming %d windows, %d at a time.", len(units), max_active)
-        futures: list[Future[UnitResult]] = [Future() for _ in units]
-        pending: queue.SimpleQueue[tuple[Unit, Future[UnitResult]]] = queue.SimpleQueue()
-        for unit, future in zip(units, futures, strict=True):
-            pending.put((unit, future))
-        for number in range(min(max_active, len(units))):
+        log.info("Streaming %d windows, %d at a time.", len(outputs), max_active)
+        futures: list[Future[OutputResult]] = [Future() for _ in outputs]
+        pending: queue.SimpleQueue[tuple[list[Unit], Future[OutputResult]]] = queue.SimpleQueue()
+        for output, future in zip(outputs, futures, strict=True):
+            pending.put((output, future))
+        for number in range(min(max_active, len(outputs))):
             threading.Thread(target=self._work, args=(pending,), name=f"mixpanel-window-{number}", daemon=True).start()
         try:
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
@@ -136,9 +169,9 @@ class ExportRun:
             if failed is not None:
                 error = failed.exception()
                 assert error is not None
-                unit = units[futures.index(failed)]
-                self.abort(f"Window {unit} failed ({type(error).__name__}), so this window was aborted.")
-                log.error("Window %s failed: aborted the other windows at once.", unit)
+                which = ", ".join(str(unit) for unit in outputs[futures.index(failed)])
+                self.abort(f"Window {which} failed ({type(error).__name__}), so this window was aborted.")
+                log.error("Window %s failed: aborted the other windows at once.", which)
                 raise error
             return [future.result() for future in futures]
         except BaseException:
@@ -147,17 +180,17 @@ class ExportRun:
                 future.cancel()  # windows not started yet never start
             raise
 
-    def _work(self, pending: queue.SimpleQueue[tuple[Unit, Future[UnitResult]]]) -> None:
-        """A window thread: write units from ``pending`` until none is left."""
+    def _work(self, pending: queue.SimpleQueue[tuple[list[Unit], Future[OutputResult]]]) -> None:
+        """A window thread: write outputs from ``pending`` until none is left."""
         while True:
             try:
-                unit, future = pending.get_nowait()
+                output, future = pending.get_nowait()
             except queue.Empty:
                 return
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                future.set_result(self.write_unit(unit, first_part=0))
+                future.set_result(self.write_output(output))
             except BaseException as err:
                 future.set_exception(err)
 
@@ -166,6 +199,7 @@ class ExportRun:
         attempt = 0
         while True:
             writer = self._start_writer(unit.name_template, first_part)
+            started = datetime.now(UTC)
             try:
                 skipped = 0
                 for window in unit.windows:
@@ -177,7 +211,7 @@ class ExportRun:
                     finally:
                         lines.close()
                     skipped += lines.skipped_malformed
-                return UnitResult(writer.finish(), skipped)
+                return UnitResult(writer.finish(), skipped, started)
             except BaseException as err:
                 writer.abort()
                 if self._abort_reason is not None:
@@ -206,7 +240,7 @@ class ExportRun:
         return self.store.is_transient(err)
 
 
-def _first_failure(futures: list[Future[UnitResult]], done: set[Future[UnitResult]]) -> Future[UnitResult] | None:
+def _first_failure(futures: list[Future[OutputResult]], done: set[Future[OutputResult]]) -> Future[OutputResult] | None:
     """The failed future to report: a real failure before an abort it caused."""
     failed = [f for f in futures if f in done and not f.cancelled() and f.exception() is not None]
     return next((f for f in failed if not isinstance(f.exception(), AirflowTaskAborted)), None) or next(

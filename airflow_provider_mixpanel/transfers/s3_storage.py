@@ -12,9 +12,11 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
-from airflow_provider_mixpanel.transfers.storage import ObjectStore, ObjectUpload
+from airflow_provider_mixpanel.transfers.storage import ObjectStore, ObjectUpload, StoredObject
 
 if TYPE_CHECKING:
+    import re
+
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 log = logging.getLogger(__name__)
@@ -113,11 +115,41 @@ class S3ObjectStore(ObjectStore):
     def open(self, name: str, content_type: str) -> ObjectUpload:
         return S3Upload(self, name, content_type)
 
-    def list_names(self, prefix: str) -> Iterator[str]:
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, **self.bucket_args):
             for item in page.get("Contents", []):
-                yield item["Key"]
+                etag = item.get("ETag")
+                yield StoredObject(item["Key"], item["Size"], etag.strip('"') if etag else None, "etag")
+
+    def abort_incomplete_uploads(self, prefix: str, pattern: re.Pattern[str]) -> list[str]:
+        """Abort the multipart uploads a killed attempt left open under these names (S3 keeps and
+        bills them until a lifecycle rule removes them)."""
+        from botocore.exceptions import ClientError
+
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        aborted: list[str] = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, **self.bucket_args):
+            for upload in page.get("Uploads", []):
+                key = upload["Key"]
+                if not pattern.match(key):
+                    continue
+                try:
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=key, UploadId=upload["UploadId"], **self.bucket_args
+                    )
+                except ClientError as err:
+                    if err.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                        raise
+                    continue  # completed or aborted meanwhile
+                log.warning(
+                    "Aborted an incomplete multipart upload of s3://%s/%s started %s, left by an earlier attempt.",
+                    self.bucket,
+                    key,
+                    upload.get("Initiated"),
+                )
+                aborted.append(key)
+        return aborted
 
     def delete(self, names: list[str]) -> None:
         for start in range(0, len(names), DELETE_BATCH):

@@ -13,11 +13,23 @@ import posixpath
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from typing import NamedTuple
 
 PART_PLACEHOLDER = "{part}"
 WINDOW_PLACEHOLDER = "{window}"
 # Part numbers are zero-padded to this many digits, so names sort in part order.
 PART_DIGITS = 5
+
+
+class StoredObject(NamedTuple):
+    """An object as the store lists it."""
+
+    name: str
+    size: int
+    #: what the store reports to check the content: S3's ETag (quotes removed), GCS's crc32c
+    checksum: str | None
+    #: ``"etag"`` or ``"crc32c"``
+    checksum_type: str
 
 
 class ObjectUpload(ABC):
@@ -55,12 +67,28 @@ class ObjectStore(ABC):
         """Start writing object ``name``."""
 
     @abstractmethod
-    def list_names(self, prefix: str) -> Iterable[str]:
-        """Names of the objects under ``prefix``."""
+    def list_objects(self, prefix: str) -> Iterable[StoredObject]:
+        """The objects under ``prefix``, with their sizes and checksums."""
 
     @abstractmethod
     def delete(self, names: list[str]) -> None:
-        """Delete these objects."""
+        """Delete these objects (names that do not exist are no error)."""
+
+    def put(self, name: str, data: bytes, content_type: str) -> None:
+        """Write a small object whole."""
+        upload = self.open(name, content_type)
+        try:
+            upload.write(data)
+        except BaseException:
+            upload.abort()
+            raise
+        upload.commit()
+
+    def abort_incomplete_uploads(self, prefix: str, pattern: re.Pattern[str]) -> list[str]:
+        """Abort uploads under ``prefix`` whose names match ``pattern`` that were started and
+        never completed (left by a killed attempt); returns their names. Stores whose unfinished
+        uploads expire by themselves (GCS resumable sessions, after a week) do nothing."""
+        return []
 
     def is_transient(self, error: BaseException) -> bool:
         """Whether a failure of this service may pass if the object is written again."""
@@ -76,6 +104,19 @@ def part_pattern(template: str) -> re.Pattern[str]:
     """Matches exactly the names :func:`part_name` makes from ``template``."""
     prefix, _, suffix = template.partition(PART_PLACEHOLDER)
     return re.compile(re.escape(prefix) + rf"\d{{{PART_DIGITS}}}" + re.escape(suffix) + r"\Z")
+
+
+def output_prefix(template: str) -> str:
+    """The listing prefix of every name :func:`part_name` makes from ``template``: the template
+    itself when it names one fixed object."""
+    return template.split(PART_PLACEHOLDER, 1)[0]
+
+
+def output_pattern(template: str) -> re.Pattern[str]:
+    """Matches the names of ``template``'s objects: its parts, or the one object it names."""
+    if PART_PLACEHOLDER in template:
+        return part_pattern(template)
+    return re.compile(re.escape(template) + r"\Z")
 
 
 def with_window(template: str, label: str) -> str:

@@ -1,6 +1,10 @@
 """Which days a run exports, and how they are split into windows (one export request each) and
 units (windows written and restarted together, into objects named from one template).
 
+A window is a range of whole days (``window_days``), or some hours of one day (``window_hours``:
+the request asks for that day and bounds the event time with ``where``). ``lookback_days`` adds
+the days before the first one, each a window (or hour windows) of its own.
+
 When a task gives no ``from_date`` / ``to_date``, :func:`days_of_run` takes the days from the run:
 
 - the complete UTC days of its data interval ``[data_interval_start, data_interval_end)``
@@ -24,24 +28,62 @@ from airflow_provider_mixpanel.transfers.storage import WINDOW_PLACEHOLDER, with
 
 # Mixpanel exports whole days: windows and default dates step by this.
 ONE_DAY = timedelta(days=1)
+# Hour windows split a day evenly, so window_hours divides this.
+HOURS_PER_DAY = 24
+# How an export's where expression reads the event time (the form Airbyte and ingestr send).
+TIME_PROPERTY = 'properties["$time"]'
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Window:
-    """An inclusive range of days sent as one export request (profiles: one query, no days)."""
+    """An inclusive range of days sent as one export request (profiles: one query, no days), or
+    the hours ``[start, end)`` of one day (``first == last``)."""
 
     first: date | None
     last: date | None
+    #: sub-day windows: the first hour and the hour after the last (1 to 24) of the day ``first``
+    hours: tuple[int, int] | None = None
 
     def __str__(self) -> str:
-        return "profiles" if self.first is None else f"{self.first}..{self.last}"
+        if self.first is None:
+            return "profiles"
+        if self.hours is not None:
+            return f"{self.first}T{self.hours[0]:02d}:00..{self.hours[1]:02d}:00"
+        return f"{self.first}..{self.last}"
 
     @property
     def label(self) -> str:
-        """What ``{window}`` becomes in object names: the day, or ``FIRST_LAST`` for longer windows."""
+        """What ``{window}`` becomes in object names: the day, ``FIRST_LAST`` for longer windows,
+        or the day and first hour (``2024-03-01T06``) for hour windows."""
+        if self.hours is not None:
+            return f"{self.first}T{self.hours[0]:02d}"
         return str(self.first) if self.first == self.last else f"{self.first}_{self.last}"
+
+    @property
+    def start(self) -> datetime | None:
+        """The first instant of the window (UTC), ``None`` for profiles."""
+        if self.first is None:
+            return None
+        return _midnight(self.first) + timedelta(hours=self.hours[0] if self.hours else 0)
+
+    @property
+    def end(self) -> datetime | None:
+        """The instant after the window (UTC, exclusive), ``None`` for profiles."""
+        if self.first is None or self.last is None:
+            return None
+        if self.hours is not None:
+            return _midnight(self.first) + timedelta(hours=self.hours[1])
+        return _midnight(self.last) + ONE_DAY
+
+    @property
+    def time_bounds(self) -> str | None:
+        """The ``where`` clause that bounds an hour window's event times; ``None`` for whole days."""
+        if self.hours is None or self.start is None or self.end is None:
+            return None
+        since, until = int(self.start.timestamp()), int(self.end.timestamp())
+        return f"{TIME_PROPERTY} >= datetime({since}) and {TIME_PROPERTY} < datetime({until})"
 
 
 PROFILES = Window(None, None)
@@ -66,8 +108,27 @@ class RunDays(NamedTuple):
     reason: str
 
 
-def plan_windows(first: date, last: date, window_days: int | None) -> list[Window]:
-    """``first``..``last`` in windows of ``window_days`` days (``None``: one window)."""
+def plan_windows(
+    first: date,
+    last: date,
+    window_days: int | None,
+    *,
+    window_hours: int | None = None,
+    lookback_days: int = 0,
+) -> list[Window]:
+    """``first``..``last`` in windows of ``window_days`` days (``None``: one window), or of
+    ``window_hours`` hours each; ``lookback_days`` adds that many days before ``first``, and
+    then every day is a window of its own (or is split into hour windows)."""
+    if lookback_days:
+        first -= timedelta(days=lookback_days)
+        window_days = window_days or 1  # each day is replaced as a unit, in objects of its own
+    if window_hours is not None:
+        days = (first + timedelta(days=n) for n in range((last - first).days + 1))
+        return [
+            Window(day, day, (hour, hour + window_hours))
+            for day in days
+            for hour in range(0, HOURS_PER_DAY, window_hours)
+        ]
     if window_days is None:
         return [Window(first, last)]
     windows = []
@@ -87,6 +148,15 @@ def plan_units(windows: list[Window], name_template: str, *, rotating: bool) -> 
     if rotating:
         return [Unit((w,), name_template) for w in windows]
     return [Unit(tuple(windows), name_template)]
+
+
+def window_where(where: str | None, window: Window) -> str | None:
+    """The ``where`` expression sent for ``window``: the user's (parenthesised) and the window's
+    event-time bounds, joined with ``and``."""
+    bounds = window.time_bounds
+    if bounds is None:
+        return where or None
+    return f"({where}) and {bounds}" if where else bounds
 
 
 def days_of_run(context: Mapping[str, Any], *, where: str = "") -> RunDays:
@@ -124,6 +194,10 @@ def days_of_run(context: Mapping[str, Any], *, where: str = "") -> RunDays:
         f"{where}from_date and to_date are not given and the run has no data interval, logical date or "
         "run_after to take the days from: give from_date and to_date."
     )
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _day_before(moment: datetime, reason: str) -> RunDays:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,54 @@ def test_file_from_the_cli_equals_the_operators_object(mixpanel, s3, capfd):
 
 
 @pytest.mark.integration
+def test_parquet_file_holds_the_operators_columns(mixpanel, capfd, tmp_path):
+    import duckdb
+
+    server = mixpanel(events_per_day=500)
+    path = tmp_path / "events.parquet"
+    assert main(["events", "--from", DAY, "--to", DAY, "--time-in-ms", "--format", "parquet", "-o", str(path)]) == 0
+    assert capfd.readouterr().err.strip() == f"mixpanel-stream: 500 records written to {path}"
+    rows = duckdb.sql(
+        f"SELECT insert_id, epoch_ms(event_time), properties->>'$.plan' FROM read_parquet('{path}')"
+    ).fetchall()
+    expected = {}
+    for line in server.synthetic(False).day_lines(date.fromisoformat(DAY), time_in_ms=True):
+        properties = json.loads(line)["properties"]
+        expected[properties["$insert_id"]] = (properties["time"], properties["plan"])
+    assert {insert_id: (ms, plan) for insert_id, ms, plan in rows} == expected, "milliseconds or values differ"
+
+
+@pytest.mark.integration
+def test_jsonl_output_file_equals_stdout(mixpanel, capfd, tmp_path):
+    mixpanel(events_per_day=50)
+    path = tmp_path / "events.jsonl"
+    assert main(["events", "--from", DAY, "--to", DAY, "--output", str(path), "-q"]) == 0
+    assert capfd.readouterr().out == ""
+    assert main(["events", "--from", DAY, "--to", DAY, "-q"]) == 0
+    assert path.read_bytes() == capfd.readouterr().out.encode()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("output", [None, "-"])
+def test_parquet_refuses_a_pipe_before_any_request(mixpanel, capfd, output):
+    server = mixpanel()
+    args = ["events", "--from", DAY, "--to", DAY, "--format", "parquet"] + (["--output", output] if output else [])
+    assert main(args) == 2
+    assert "--format parquet writes a file, not a pipe" in capfd.readouterr().err
+    assert server.export_requests() == []
+
+
+@pytest.mark.integration
+def test_a_failed_export_leaves_no_file(mixpanel, capfd, tmp_path):
+    server = mixpanel(events_per_day=3000)
+    server.add_fault("malformed", after_records=2000)
+    path = tmp_path / "events.parquet"
+    assert main(["events", "--from", DAY, "--to", DAY, "--format", "parquet", "--output", str(path)]) == 1
+    assert not path.exists(), "an incomplete Parquet file (no footer) was left behind"
+    assert "Line is not valid JSON" in capfd.readouterr().err
+
+
+@pytest.mark.integration
 def test_head_stops_early_and_quietly(mixpanel):
     server = mixpanel(events_per_day=200_000)
     result = run(
@@ -135,7 +184,7 @@ def test_help_documents_every_option(capsys):
         with pytest.raises(SystemExit):
             parser.parse_args([command, "--help"])
         text = capsys.readouterr().out
-        options = {"--conn-id", "--raw", "--where", "--quiet", "--debug"} | (
+        options = {"--conn-id", "--raw", "--where", "--format", "--output", "--quiet", "--debug"} | (
             {"--from", "--to", "--event", "--limit"} if command == "events" else {"--cohort-id", "--output-property"}
         )
         assert all(option in text for option in options), text

@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import pytest
 
-from airflow_provider_mixpanel.transfers.mixpanel_to_gcs import MixpanelStreamToGCSOperator
-from airflow_provider_mixpanel.transfers.mixpanel_to_s3 import MixpanelStreamToS3Operator
-from tests.integration.transfers.helpers import gcs_objects, jsonl, s3_objects
+from tests.integration.transfers.helpers import Destination, jsonl
 
 pytestmark = pytest.mark.integration
 
 DESTINATIONS = ["s3", "gcs"]
 MIB = 1024 * 1024
-
-
-class Destination:
-    """One storage emulator's bucket, and an operator writing there."""
-
-    def __init__(self, kind: str, storage: tuple[Any, str]):
-        self.kind = kind
-        self.client, self.bucket = storage
-
-    def operator(self, name: str, **kwargs: Any) -> MixpanelStreamToS3Operator | MixpanelStreamToGCSOperator:
-        options = {"task_id": f"to_{self.kind}", "mixpanel_hook_kwargs": {"backoff_base": 0.01}, **kwargs}
-        if self.kind == "s3":
-            return MixpanelStreamToS3Operator(s3_bucket=self.bucket, s3_key=name, **options)
-        return MixpanelStreamToGCSOperator(bucket=self.bucket, object_name=name, **options)
-
-    def objects(self) -> dict[str, bytes]:
-        return (s3_objects if self.kind == "s3" else gcs_objects)(self.client, self.bucket)
 
 
 @pytest.fixture(params=DESTINATIONS)

@@ -339,7 +339,7 @@ def test_on_kill_aborts_every_window_at_once(mixpanel, s3):
     for _ in range(2):
         server.add_fault("stall", after_records=9000, delay=STALL)
     client, bucket = s3
-    op = two_windows_at_once(bucket, "kw/{window}.jsonl")
+    op = two_windows_at_once(bucket, "kw/{window}/data.jsonl")
     started = time.monotonic()
     killer = _kill_when_a_part_is_uploaded(op, client, bucket)
     with pytest.raises(AirflowTaskAborted, match=r"^The task was killed: its uploads in flight were aborted\.$"):
@@ -406,7 +406,7 @@ def test_concurrent_window_failure_fails_the_task_and_leaves_only_complete_parts
             window_days=1,
             max_active_windows=2,
             compression=None,
-            s3_key="f/{window}.jsonl",
+            s3_key="f/{window}/data.jsonl",
         ).execute({})
     for key, body in s3_objects(client, bucket).items():
         assert len(jsonl(body, None)) == 3000, f"{key} is partial"
@@ -544,7 +544,7 @@ def test_one_failing_window_aborts_the_others_at_once(mixpanel, s3):
     server.add_fault("stall", after_records=9_000, delay=STALL)
     server.add_fault("malformed", after_records=10_000)
     client, bucket = s3
-    op = two_windows_at_once(bucket, "ff/{window}.jsonl")
+    op = two_windows_at_once(bucket, "ff/{window}/data.jsonl")
     started = time.monotonic()
     with pytest.raises(MixpanelMalformedRecordError):
         op.execute({})
@@ -569,7 +569,12 @@ def test_hook_client_is_built_once_before_windows_fan_out(mixpanel, s3, monkeypa
     monkeypatch.setattr(client_module.MixpanelClient, "__init__", recording_init)
     mixpanel(events_per_day=50)
     manifest = operator(
-        s3[1], from_date="2024-03-01", to_date="2024-03-03", window_days=1, max_active_windows=3, s3_key="w/{window}.gz"
+        s3[1],
+        from_date="2024-03-01",
+        to_date="2024-03-03",
+        window_days=1,
+        max_active_windows=3,
+        s3_key="w/{window}/data.gz",
     ).execute({})
     assert manifest["records"] == 150
     assert built_on == [threading.main_thread().name], built_on

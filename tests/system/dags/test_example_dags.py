@@ -64,12 +64,23 @@ def _gcs_jsonl(sandbox, name) -> list[dict]:
     return [json.loads(line) for line in gzip.decompress(blob.download_as_bytes()).splitlines()]
 
 
+# The daily example re-exports the 5 days before the day it exports (late events).
+LOOKBACK_DAYS = 5
+
+
 def _assert_day_exported(sandbox, day: str) -> None:
-    records = _s3_jsonl(sandbox, f"mixpanel/events/{day}/part-00000.jsonl.gz")
-    assert len(records) == EVENTS_PER_DAY
-    assert {r["event_time"][:10] for r in records} == {day}
-    request = sandbox.mixpanel.export_requests()[-1]
-    assert request.params["from_date"] == request.params["to_date"] == day
+    """``day`` and the five days before it, each in its own request, objects and manifest."""
+    last = date.fromisoformat(day)
+    days = [str(last - timedelta(days=n)) for n in range(LOOKBACK_DAYS, -1, -1)]
+    requests = sandbox.mixpanel.export_requests()[-len(days) :]
+    assert [(r.params["from_date"], r.params["to_date"]) for r in requests] == [(d, d) for d in days]
+    for exported in days:
+        records = _s3_jsonl(sandbox, f"mixpanel/events/{exported}/part-00000.jsonl.gz")
+        assert len(records) == EVENTS_PER_DAY
+        assert {r["event_time"][:10] for r in records} == {exported}
+        body = sandbox.s3.client().get_object(Bucket=S3_BUCKET, Key=f"mixpanel/events/{exported}/_manifest.json")
+        manifest = json.loads(body["Body"].read())
+        assert manifest["records"] == EVENTS_PER_DAY and manifest["window"]["first_day"] == exported
 
 
 def test_daily_events_to_s3_exports_the_day_before_the_run(sandbox):

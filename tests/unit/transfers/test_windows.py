@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
 from airflow_provider_mixpanel.transfers.storage import common_directory, part_name, part_pattern, with_part
-from airflow_provider_mixpanel.transfers.windows import Window, days_of_run, plan_units, plan_windows
+from airflow_provider_mixpanel.transfers.windows import Window, days_of_run, plan_units, plan_windows, window_where
 
 
 def at(day: int, hour: int = 0) -> datetime:
@@ -121,3 +121,51 @@ def test_part_names_and_their_pattern():
 )
 def test_lineage_names_the_common_directory(template, directory):
     assert common_directory(template) == directory
+
+
+DAY = date(2024, 3, 1)
+MIDNIGHT = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("hours", [24, 6, 1])
+def test_hour_windows_partition_every_day_exactly_once(hours):
+    windows = plan_windows(DAY, date(2024, 3, 2), None, window_hours=hours)
+    assert len(windows) == 2 * 24 // hours
+    covered = [w.start for w in windows] + [windows[-1].end]
+    assert covered == [MIDNIGHT + timedelta(hours=hours * n) for n in range(len(windows) + 1)], "gaps or overlaps"
+    assert all(w.first == w.last for w in windows), "an hour window asks Mixpanel for its own day only"
+    assert all(w.end - w.start == timedelta(hours=hours) for w in windows)
+
+
+def test_hour_windows_are_labelled_by_day_and_first_hour():
+    windows = plan_windows(DAY, DAY, None, window_hours=6)
+    assert [w.label for w in windows] == ["2024-03-01T00", "2024-03-01T06", "2024-03-01T12", "2024-03-01T18"]
+    assert str(windows[1]) == "2024-03-01T06:00..12:00"
+
+
+def test_hour_windows_bound_the_event_time_with_where():
+    window = plan_windows(DAY, DAY, None, window_hours=6)[1]
+    since, until = int((MIDNIGHT + timedelta(hours=6)).timestamp()), int((MIDNIGHT + timedelta(hours=12)).timestamp())
+    bounds = f'properties["$time"] >= datetime({since}) and properties["$time"] < datetime({until})'
+    assert window_where(None, window) == bounds
+    assert (
+        window_where('properties["plan"] == "pro" or x', window) == f'(properties["plan"] == "pro" or x) and {bounds}'
+    )
+
+
+def test_whole_days_send_the_users_where_unchanged():
+    window = Window(DAY, DAY)
+    assert window_where('properties["plan"] == "pro"', window) == 'properties["plan"] == "pro"'
+    assert window_where("", window) is None and window.time_bounds is None
+    assert (window.start, window.end) == (MIDNIGHT, MIDNIGHT + timedelta(days=1))
+
+
+def test_lookback_adds_the_days_before_each_a_window_of_its_own():
+    windows = plan_windows(date(2024, 3, 10), date(2024, 3, 10), None, lookback_days=5)
+    assert [w.label for w in windows] == [f"2024-03-{d:02d}" for d in range(5, 11)]
+    assert all(w.first == w.last for w in windows)
+
+
+def test_lookback_splits_the_days_looked_back_at_into_hours_too():
+    windows = plan_windows(date(2024, 3, 10), date(2024, 3, 10), None, window_hours=12, lookback_days=1)
+    assert [w.label for w in windows] == ["2024-03-09T00", "2024-03-09T12", "2024-03-10T00", "2024-03-10T12"]

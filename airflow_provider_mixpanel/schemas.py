@@ -1,0 +1,97 @@
+"""The columns of each record format, defined once, and their BigQuery schema.
+
+Parquet parts hold these columns (:mod:`~airflow_provider_mixpanel.transfers.parquet`), and an
+operator's ``schema_object_name`` receives the BigQuery JSON schema made from them. Pure data and
+functions: no Airflow, no pyarrow.
+
+Column kinds:
+
+* ``text``: a string. A JSON string is stored as its value, ``null`` as NULL, and any other JSON
+  value (Mixpanel may send ``distinct_id`` as a number) as its JSON text, exactly as sent (``12345``).
+* ``timestamp``: an instant in UTC, to the microsecond (``event_time``).
+* ``json``: the JSON text of the value, byte for byte as Mixpanel sent it (``properties``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from airflow_provider_mixpanel.errors import MixpanelConfigError
+
+TEXT = "text"
+TIMESTAMP = "timestamp"
+JSON = "json"
+OUTPUT_FORMATS = ("jsonl", "parquet")
+
+
+class Column(NamedTuple):
+    """One column of a record format."""
+
+    name: str
+    kind: str
+    description: str
+
+
+EVENT_COLUMNS = (
+    Column("event_name", TEXT, "The event's name."),
+    Column("event_time", TIMESTAMP, "When the event happened, in UTC."),
+    Column("distinct_id", TEXT, "The user's distinct_id ('' when the event has none)."),
+    Column("insert_id", TEXT, "The event's $insert_id, or a UUID derived from the event when it has none."),
+    Column("properties", JSON, "Every other property of the event, as Mixpanel sent it."),
+)
+RAW_EVENT_COLUMNS = (
+    Column("event", JSON, "The export line's 'event' value, as sent."),
+    Column("properties", JSON, "The export line's 'properties' value, as sent."),
+)
+PROFILE_COLUMNS = (
+    Column("distinct_id", TEXT, "The profile's $distinct_id."),
+    Column("last_seen", TEXT, "The profile's $last_seen, as given."),
+    Column("properties", JSON, "Every other property of the profile, as Mixpanel sent it."),
+)
+RAW_PROFILE_COLUMNS = (
+    Column("$distinct_id", JSON, "The engage result's '$distinct_id' value, as sent."),
+    Column("$properties", JSON, "The engage result's '$properties' value, as sent."),
+)
+
+# BigQuery's batch loads read the JSON type from JSONL (and CSV, Avro), not from Parquet, whose JSON
+# columns load as STRING (JSON_VALUE and PARSE_JSON read them).
+_BIGQUERY_TYPES = {
+    "jsonl": {TEXT: "STRING", TIMESTAMP: "TIMESTAMP", JSON: "JSON"},
+    "parquet": {TEXT: "STRING", TIMESTAMP: "TIMESTAMP", JSON: "STRING"},
+}
+
+
+def record_columns(stream: str, *, raw: bool) -> tuple[Column, ...]:
+    """The columns of ``stream``'s records (``"events"`` or ``"profiles"``), raw or normalized."""
+    if stream == "events":
+        return RAW_EVENT_COLUMNS if raw else EVENT_COLUMNS
+    if stream == "profiles":
+        return RAW_PROFILE_COLUMNS if raw else PROFILE_COLUMNS
+    raise ValueError(f"stream={stream!r}: use 'events' or 'profiles'.")
+
+
+def check_bigquery_columns(stream: str, *, raw: bool, where: str = "") -> None:
+    """Raise :class:`MixpanelConfigError` when BigQuery cannot name these records' columns: raw
+    profiles have ``$distinct_id`` and ``$properties``, and a BigQuery column name starts with a
+    letter or an underscore."""
+    bad = [c.name for c in record_columns(stream, raw=raw) if not (c.name[:1].isalpha() or c.name[:1] == "_")]
+    if bad:
+        raise MixpanelConfigError(
+            f"{where}schema_object_name: BigQuery refuses the column names {', '.join(bad)} of raw {stream}: "
+            "use raw=False (normalized records) to load them into BigQuery, or leave schema_object_name None."
+        )
+
+
+def bigquery_schema(stream: str, *, raw: bool, output_format: str) -> list[dict[str, str]]:
+    """The BigQuery JSON schema of the records written (``schema_fields`` / a ``schema_object``).
+
+    Every field is ``NULLABLE``: Mixpanel may send ``null`` for any of them. ``properties`` is
+    ``JSON`` for JSONL parts and ``STRING`` (JSON text) for Parquet parts.
+    """
+    types = _BIGQUERY_TYPES.get(output_format)
+    if types is None:
+        raise ValueError(f"output_format={output_format!r}: use one of {OUTPUT_FORMATS}.")
+    return [
+        {"name": column.name, "type": types[column.kind], "mode": "NULLABLE", "description": column.description}
+        for column in record_columns(stream, raw=raw)
+    ]
