@@ -327,12 +327,15 @@ class BaseMixpanelStreamOperator(BaseOperator):
             max_stream_restarts=self.max_stream_restarts,
             progress=progress,
             outputs=WindowOutputs(store, manifest=self._manifest_context() if self.write_manifest else None),
+            cancel_streams=self.hook.client.cancel,
         )
         self._run = run
         try:
             outputs = run.write_units(units, max_active=self.max_active_windows)
         finally:
             self._run = None
+            if run.aborted:  # its client was cancelled: the next execute builds a fresh one
+                self.hook.__dict__.pop("client", None)
         results = [result for output in outputs for result in output.units]
         parts = [part for result in results for part in result.parts]
         progress.log(final=True)

@@ -66,6 +66,8 @@ class ExportRun:
     :param max_stream_restarts: how often a unit is written again from scratch after a transient failure.
     :param progress: counts and logs what passed.
     :param outputs: prepares and finishes each output's objects (manifest, stale parts, leftovers).
+    :param cancel_streams: stops every Mixpanel stream of the run at once, from any thread (reads
+        blocked in a socket and requests waiting for their turn alike); called by :meth:`abort`.
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class ExportRun:
         max_stream_restarts: int,
         progress: Progress,
         outputs: WindowOutputs,
+        cancel_streams: Callable[[], None] | None = None,
     ):
         self.store = store
         self.open_stream = open_stream
@@ -84,6 +87,7 @@ class ExportRun:
         self.max_stream_restarts = max_stream_restarts
         self.progress = progress
         self.outputs = outputs
+        self.cancel_streams = cancel_streams
         self._lock = threading.Lock()
         self._writers: set[BackgroundPartWriter] = set()
         self._abort_reason: str | None = None
@@ -104,6 +108,8 @@ class ExportRun:
             writers = list(self._writers)
         for writer in writers:
             writer.abort()
+        if self.cancel_streams is not None:
+            self.cancel_streams()
 
     def _start_writer(self, template: str, first_part: int) -> BackgroundPartWriter:
         with self._lock:
