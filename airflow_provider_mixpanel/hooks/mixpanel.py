@@ -210,7 +210,8 @@ class MixpanelHook(BaseHook):
                 time_in_ms=time_in_ms,
                 limit=limit,
                 skip_malformed=skip_malformed,
-            ), encode=False
+            ),
+            encode=False,
         )
 
     def stream_events_jsonl(
@@ -238,7 +239,8 @@ class MixpanelHook(BaseHook):
                 time_in_ms=time_in_ms,
                 limit=limit,
                 skip_malformed=skip_malformed,
-            ), encode=True
+            ),
+            encode=True,
         )
 
     def _event_stream(self, query: _EventQuery, *, encode: bool) -> RecordStream:

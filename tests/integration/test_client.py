@@ -524,11 +524,11 @@ def test_export_requests_are_paced_to_three_per_second(make_server):
         now[0] += seconds
 
     pacer = RequestPacer(EXPORT_LIMITS, clock=lambda: now[0], sleep=sleep)
-    for _ in range(4):
+    for _ in range(7):
         pacer.acquire()
         pacer.release()
-    assert now[0] >= 1.0, "4 request starts fit in less than a second: more than 3/s"
-    assert len(waits) == 3
+    assert now[0] >= 2.0, "7 request starts fit in less than two seconds: more than 3/s"
+    assert len(waits) == 2, "three starts per second may go at once; the 4th and 7th wait"
 
 
 # ---------------------------------------------------------------- Mixpanel's limits (issue 10)
