@@ -247,9 +247,12 @@ class MixpanelClient:
                         "(the operators do this by themselves, replacing the partial output).",
                         records_yielded=yielded,
                     ) from err
-                self._wait_or_raise(state, MixpanelServerError(reason), what=what, cause=err)
+                broken = (reason, err)
             finally:
                 self._done_with(response, self._export_pacer)
+            # Waited out after the response and its pacer slot are let go, not while holding them.
+            reason, cause = broken
+            self._wait_or_raise(state, MixpanelServerError(reason), what=what, cause=cause)
 
     # ---------------------------------------------------------------- engage
 
@@ -347,10 +350,21 @@ class MixpanelClient:
                 self._check_not_cancelled(what)
                 # A body cut short, or not an engage page at all (a proxy's error page): ask again.
                 reason = err.message if isinstance(err, MixpanelServerError) else _describe_transport_error(err)
+                if yielded and "session_id" not in body:
+                    # Page 0 asked again opens a new session, whose order nothing promises to be
+                    # the same: skipping what was yielded could lose or repeat profiles.
+                    raise MixpanelStreamInterruptedError(
+                        f"The Mixpanel {what} broke after {yielded} profiles, before Mixpanel named its "
+                        f"session: {reason}. Profiles already delivered were not repeated; stream the "
+                        "profiles again (the operators do this by themselves, replacing the partial output).",
+                        records_yielded=yielded,
+                    ) from err
                 log.warning("Mixpanel %s broke after %d profiles (%s); asking for it again.", what, seen, reason)
-                self._wait_or_raise(state, MixpanelServerError(reason), what=what, cause=err)
+                broken = (reason, err)
             finally:
                 self._done_with(response, self._query_pacer)
+            reason, cause = broken
+            self._wait_or_raise(state, MixpanelServerError(reason), what=what, cause=cause)
 
     # ---------------------------------------------------------------- HTTP
 
@@ -380,7 +394,7 @@ class MixpanelClient:
                 self._release(pacer)
                 self._wait_or_raise(state, MixpanelServerError(_describe_transport_error(err)), what=what, cause=err)
                 continue
-            except MixpanelCancelledError:
+            except BaseException:  # cancelled, or anything unexpected: never keep the slot
                 self._release(pacer)
                 raise
             if response.status_code < 400:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 from airflow_provider_mixpanel._compat import BaseOperator
 from airflow_provider_mixpanel.compression import FORMAT_DEFAULT, check_output_compression
 from airflow_provider_mixpanel.dates import date_range
+from airflow_provider_mixpanel.errors import MixpanelConfigError
 from airflow_provider_mixpanel.hooks.mixpanel import MixpanelHook
 from airflow_provider_mixpanel.schemas import bigquery_schema, check_bigquery_columns, record_columns
 from airflow_provider_mixpanel.transfers.arguments import (
@@ -301,11 +302,23 @@ class BaseMixpanelStreamOperator(BaseOperator):
 
     # ------------------------------------------------------------ execute
 
+    def _check_hours_fit_the_project_days(self) -> None:
+        """Hour windows bound ``$time`` by UTC hours of a UTC day; a project created before 2023
+        counts its days in its own time zone, so some hours would fall outside every request."""
+        timezone = self.hook.settings.project_timezone
+        if self.window_hours is not None and timezone not in (None, "UTC", "Etc/UTC"):
+            raise MixpanelConfigError(
+                f"{task_prefix(self.task_id)}window_hours={self.window_hours} needs a project whose days are "
+                f"UTC days, but connection {self.mixpanel_conn_id!r} sets project_timezone={timezone!r} "
+                "(a project created before 2023): export whole days (drop window_hours) for this project."
+            )
+
     def execute(self, context: Any) -> Manifest:
         destination = self._checked_destination()
         schema_name = self._checked_schema_object_name()
         windows = self._windows(context)
         self.hook.client  # noqa: B018 - reads and checks the connection once, before any request or thread
+        self._check_hours_fit_the_project_days()
         store = self._object_store(destination.bucket)
         days = f" {windows[0].first}..{windows[-1].last}" if self.stream == "events" else ""
         what = f"Mixpanel {self.stream}{days}"

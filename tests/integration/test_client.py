@@ -536,12 +536,39 @@ def test_export_requests_are_paced_to_three_per_second(make_server):
 
 def test_an_engage_page_broken_mid_body_resumes_after_the_profiles_already_yielded(make_server):
     server = make_server(profiles=2500)
-    server.add_fault("drop", endpoint="engage", after_records=700)  # page 0, before its session_id
-    server.add_fault("drop", endpoint="engage", after_records=300, times=1)
-    profiles = [p["$distinct_id"] for p in client_for(server).query_profiles(page_size=1000)]
-    assert len(profiles) == 2500 and len(set(profiles)) == 2500, "a profile was lost or repeated"
-    assert profiles == [f"user-{i}" for i in range(2500)]
-    assert sum(1 for r in server.engage_requests() if r.fault == "drop") == 2
+    profiles = client_for(server).query_profiles(page_size=1000)
+    ids = [next(profiles)["$distinct_id"] for _ in range(1000)]  # page 0, whole: the session is named
+    server.add_fault("drop", endpoint="engage", after_records=300)  # page 1 breaks after 300 profiles
+    ids += [p["$distinct_id"] for p in profiles]
+    assert ids == [f"user-{i}" for i in range(2500)], "a profile was lost or repeated"
+    pages = server.engage_requests()
+    assert [(r.form.get("page"), r.fault) for r in pages] == [(None, None), ("1", "drop"), ("1", None), ("2", None)]
+    assert pages[1].form["session_id"] == pages[2].form["session_id"], "page 1 was not asked again in its session"
+
+
+def test_page_zero_broken_after_profiles_were_yielded_is_an_interrupted_stream(make_server):
+    # Before Mixpanel names the session, asking again opens a new one whose order nothing promises.
+    server = make_server(profiles=2500)
+    server.add_fault("drop", endpoint="engage", after_records=700)
+    profiles = client_for(server).query_profiles(page_size=1000)
+    seen = []
+    with pytest.raises(MixpanelStreamInterruptedError, match="broke after 700 profiles") as info:
+        for profile in profiles:
+            seen.append(profile)
+    assert len(seen) == 700 and info.value.records_yielded == 700
+    assert len(server.engage_requests()) == 1
+
+
+def test_closing_a_profile_stream_frees_its_pacer_slot_at_once(make_server):
+    from airflow_provider_mixpanel.pacing import QUERY_LIMITS
+
+    server = make_server(profiles=50)
+    client = client_for(server, pacing=True)
+    for _ in range(QUERY_LIMITS.concurrent + 2):  # more than the slots there are
+        profiles = client.query_profiles(page_size=10)
+        next(profiles)
+        profiles.close()
+    assert len(server.engage_requests()) == QUERY_LIMITS.concurrent + 2
 
 
 def test_hourly_quota_is_waited_out_under_a_sped_up_clock(make_server):

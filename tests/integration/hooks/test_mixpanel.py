@@ -365,3 +365,12 @@ def test_host_field_and_host_extra_disagreeing_is_an_error(make_server, monkeypa
 def test_the_client_is_built_once_and_shared(server):
     hook = MixpanelHook()
     assert hook.client is hook.client is hook.get_conn()
+
+
+def test_closing_a_profile_stream_releases_its_request_at_once(server):
+    hook = MixpanelHook()
+    for _ in range(8):  # more than the query API's 5 concurrent slots
+        stream = hook.stream_profiles(page_size=10)
+        next(stream)
+        stream.close()
+    assert len(server.engage_requests()) == 8

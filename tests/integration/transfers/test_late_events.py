@@ -282,3 +282,11 @@ def test_lookback_days_are_split_into_hours_too(mixpanel, s3_destination):
         "2024-03-02T12",
     ]
     assert len(server.export_requests()) == 4
+
+
+def test_hour_windows_refuse_a_project_that_counts_days_in_its_own_time_zone(mixpanel, s3_destination, monkeypatch):
+    server = mixpanel(events_per_day=24)
+    monkeypatch.setenv("AIRFLOW_CONN_MIXPANEL_DEFAULT", server.connection_json(project_timezone="America/Los_Angeles"))
+    with pytest.raises(MixpanelConfigError, match="project_timezone='America/Los_Angeles'"):
+        day_run(s3_destination, DAY, window_hours=6).execute({})
+    assert server.export_requests() == []
