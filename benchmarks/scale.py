@@ -2,7 +2,7 @@
 against the quota-enforcing server on a sped-up clock, and one day split into hour windows.
 
     python benchmarks/scale.py profiles  [--sizes 10000,1000000] [--heavy-sizes 10000,100000]
-    python benchmarks/scale.py backfill  [--days 365] [--speed 60] [--pool 3] [--configs example,retries,wait]
+    python benchmarks/scale.py backfill  [--days 365] [--speed 60] [--configs example,fail-fast,fail-fast-retries]
     python benchmarks/scale.py windows   [--events 24000] [--throttle 12000]
     python benchmarks/scale.py all
 
@@ -15,14 +15,16 @@ from the server's request log.
 
 *backfill*: the example backfill DAG's way, simulated in one process: one operator ``execute`` per
 day (``MixpanelStreamToS3Operator``, a fresh operator and hook per attempt, as a task process has),
-``--pool`` of them at once in threads, and Airflow's retries: an attempt that fails is run again
-after ``retry_delay``, until ``retries`` are spent. The server enforces Mixpanel's export quota
-(60 per rolling hour, 3 per second, 100 at once) on a clock ``--speed`` times faster than real
-time, and everything in the client that waits in real time is made that much faster too
-(``retry_delay``, the hook's ``max_retry_after`` and backoff, the hourly-quota poll and the
-per-second pacing), so the simulated world keeps its proportions. Objects go to an in-memory store
-with a real store's commit-or-abort behaviour, and are read back to check that every day's events
-are there exactly once.
+as many at once in threads as the DAG's ``max_active_tasks`` (or ``--pool``), and Airflow's retries:
+an attempt that fails is run again after ``retry_delay``, until ``retries`` are spent. ``retries``,
+``retry_delay``, ``mixpanel_hook_kwargs`` and the part size are read from
+``example_dags/example_mixpanel_backfill.py`` itself; the other runs vary one of them. The server
+enforces Mixpanel's export quota (60 per rolling hour, 3 per second, 100 at once) on a clock
+``--speed`` times faster than real time, and everything in the client that waits in real time is
+made that much faster too (``retry_delay``, the hook's ``max_retry_after`` and backoff, the
+hourly-quota poll and the per-second pacing), so the simulated world keeps its proportions. Objects
+go to an in-memory store with a real store's commit-or-abort behaviour, and are read back to check
+that every day's events are there exactly once.
 
 *windows*: one day as 24 one-hour windows (``window_hours=1``), 8 at a time, against a server that
 throttles every connection, compared with the same day as one window.
@@ -70,9 +72,8 @@ MAX_ENGAGE_REQUESTS_1M = 25
 
 
 def profiles(args: argparse.Namespace) -> str:
-    from devtools.emulators import GCSEmulator
-
     from airflow_provider_mixpanel.testing.engage import ProfileRenderer
+    from devtools.emulators import GCSEmulator
 
     plans = [(0, int(n)) for n in args.sizes.split(",") if n]
     plans += [(args.heavy_properties, int(n)) for n in args.heavy_sizes.split(",") if n]
@@ -142,7 +143,9 @@ def render_profiles(results: list[dict[str, Any]], args: argparse.Namespace, ela
         )
     for properties in sorted({r["properties"] for r in results}):
         for path in PROFILE_PATHS:
-            runs = sorted((r for r in results if r["path"] == path and r["properties"] == properties), key=lambda r: r["profiles"])
+            runs = sorted(
+                (r for r in results if r["path"] == path and r["properties"] == properties), key=lambda r: r["profiles"]
+            )
             if len(runs) < 2:
                 continue
             small, big = runs[0], runs[-1]
@@ -169,29 +172,31 @@ def render_profiles(results: list[dict[str, Any]], args: argparse.Namespace, ela
 
 @dataclass(frozen=True)
 class BackfillConfig:
-    """One way of running the backfill: the example DAG's, or a variant."""
+    """One way of running the backfill: the example DAG's, or a variant of it."""
 
     name: str
     description: str
-    retries: int = 3
-    retry_delay: float = 600.0  # simulated seconds (the example DAG: timedelta(minutes=10))
-    max_retry_after: float | None = None  # simulated seconds; None: the hook's default
+    retries: int | None = None  # None: the example DAG's
+    hook_defaults: bool = False  # True: the hook's defaults instead of the DAG's mixpanel_hook_kwargs
 
 
 CONFIGS = {
-    "example": BackfillConfig(
-        "example", "the example DAG as written: pool of 3, `retries=3`, `retry_delay=10 min`, hook defaults"
+    "example": BackfillConfig("example", "the example DAG as written"),
+    "fail-fast": BackfillConfig(
+        "fail-fast",
+        "the example DAG with the hook's defaults instead of its `mixpanel_hook_kwargs` (a task that would "
+        "wait longer than `max_retry_after` for the hourly quota fails at once, for Airflow to retry)",
+        hook_defaults=True,
     ),
-    "retries": BackfillConfig(
-        "retries", "the same with `retries=40` (enough attempts, 10 min apart, to outlast six hours of quota)", retries=40
-    ),
-    "wait": BackfillConfig(
-        "wait",
-        "`retries=3`, `retry_delay=10 min`, and the hook's `max_retry_after=3600` (the client waits for the "
-        "hourly quota in place, holding its pool slot)",
-        max_retry_after=3600.0,
+    "fail-fast-retries": BackfillConfig(
+        "fail-fast-retries",
+        "`fail-fast` with enough `retries` to outlast six hours of quota",
+        retries=40,
+        hook_defaults=True,
     ),
 }
+# Hook arguments that are durations in seconds: scaled by the clock's speed like everything else.
+TIMED_HOOK_KWARGS = ("max_retry_after", "backoff_base", "backoff_max", "connect_timeout", "read_timeout")
 
 
 @dataclass
@@ -226,6 +231,8 @@ class ClientLog(logging.Handler):
 
 
 def backfill(args: argparse.Namespace) -> str:
+    if args.pool is None:
+        args.pool = example_dag().max_active_tasks
     names = [n for n in args.configs.split(",") if n]
     results = []
     started = time.monotonic()
@@ -245,22 +252,58 @@ def backfill(args: argparse.Namespace) -> str:
 
 
 def _scaled_pacing(speed: float) -> None:
-    """Pace requests ``speed`` times faster: the server's per-second window is simulated time. Every
-    client gets a pacer of its own, as every Airflow task process has."""
+    """Pace requests on a clock ``speed`` times faster (the server's per-second window is simulated
+    time): the pacer keeps Mixpanel's limits, read on simulated time. Every client gets a pacer of
+    its own, as every Airflow task process has."""
     import airflow_provider_mixpanel.client as client_module
     from airflow_provider_mixpanel.pacing import ApiLimits, RequestPacer
 
     def pacer(url: str, project_id: int | None, limits: ApiLimits) -> RequestPacer:
-        rate = limits.requests_per_second * speed if limits.requests_per_second else None
-        return RequestPacer(ApiLimits(requests_per_second=rate, concurrent=limits.concurrent))
+        return RequestPacer(
+            limits, clock=lambda: time.monotonic() * speed, sleep=lambda seconds: time.sleep(seconds / speed)
+        )
 
     client_module.shared_pacer = pacer  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class ExampleDag:
+    """What ``example_dags/example_mixpanel_backfill.py`` sets on its mapped export task."""
+
+    retries: int
+    retry_delay: float  # seconds
+    hook_kwargs: dict[str, Any]
+    max_file_size_bytes: int | None
+    max_active_tasks: int
+
+
+def example_dag() -> ExampleDag:
+    """Read the example backfill DAG's settings from the DAG itself, so this benchmark follows it."""
+    import importlib.util
+
+    path = HERE.parent / "example_dags" / "example_mixpanel_backfill.py"
+    spec = importlib.util.spec_from_file_location("example_mixpanel_backfill", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    task = module.dag.task_dict["export_day"]
+    partial = task.partial_kwargs
+    delay = partial.get("retry_delay", timedelta(minutes=5))
+    return ExampleDag(
+        retries=int(partial.get("retries") or 0),
+        retry_delay=delay.total_seconds() if isinstance(delay, timedelta) else float(delay),
+        hook_kwargs=dict(partial.get("mixpanel_hook_kwargs") or {}),
+        max_file_size_bytes=partial.get("max_file_size_bytes"),
+        max_active_tasks=int(module.dag.max_active_tasks),
+    )
 
 
 def run_backfill(config: BackfillConfig, args: argparse.Namespace) -> dict[str, Any]:
     from paths import memory_store
 
     speed = args.speed
+    dag = example_dag()
+    retries = dag.retries if config.retries is None else config.retries
     first = date.fromisoformat(args.first_day)
     days = [first + timedelta(days=n) for n in range(args.days)]
     clock = SimClock(datetime.combine(days[-1] + timedelta(days=7), datetime.min.time()), speed=speed)
@@ -287,15 +330,17 @@ def run_backfill(config: BackfillConfig, args: argparse.Namespace) -> dict[str, 
             ExecutorSafeguard.test_mode = True
         except ImportError:  # Airflow 2
             pass
+        from airflow_provider_mixpanel.retry import DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_MAX, DEFAULT_MAX_RETRY_AFTER
         from airflow_provider_mixpanel.transfers.mixpanel_to_s3 import MixpanelStreamToS3Operator
 
-        hook_kwargs: dict[str, Any] = {"backoff_base": 2.0 / speed, "backoff_max": 60.0 / speed}
-        if config.max_retry_after is not None:
-            hook_kwargs["max_retry_after"] = config.max_retry_after / speed
-        else:
-            from airflow_provider_mixpanel.retry import DEFAULT_MAX_RETRY_AFTER
-
-            hook_kwargs["max_retry_after"] = DEFAULT_MAX_RETRY_AFTER / speed
+        hook_kwargs: dict[str, Any] = {
+            "max_retry_after": DEFAULT_MAX_RETRY_AFTER,
+            "backoff_base": DEFAULT_BACKOFF_BASE,
+            "backoff_max": DEFAULT_BACKOFF_MAX,
+        }
+        if not config.hook_defaults:
+            hook_kwargs.update(dag.hook_kwargs)
+        hook_kwargs = {k: v / speed if k in TIMED_HOOK_KWARGS else v for k, v in hook_kwargs.items()}
 
         def attempt(task: DayTask) -> bool:
             task.tries += 1
@@ -305,7 +350,7 @@ def run_backfill(config: BackfillConfig, args: argparse.Namespace) -> dict[str, 
                 s3_key=f"mixpanel/events/{task.day}/part-{{part}}.jsonl.gz",
                 from_date=task.day.isoformat(),
                 to_date=task.day.isoformat(),
-                max_file_size_bytes=256 * 1024 * 1024,
+                max_file_size_bytes=dag.max_file_size_bytes,
                 mixpanel_hook_kwargs=hook_kwargs,
             )
             operator._object_store = lambda bucket: store_class(bucket)  # type: ignore[method-assign]
@@ -346,8 +391,8 @@ def run_backfill(config: BackfillConfig, args: argparse.Namespace) -> dict[str, 
                     if ok:
                         task.state = "success"
                         task.finished_sim = clock.time()
-                    elif task.tries <= config.retries:
-                        heapq.heappush(heap, (time.monotonic() + config.retry_delay / speed, task.index, task))
+                    elif task.tries <= retries:
+                        heapq.heappush(heap, (time.monotonic() + dag.retry_delay / speed, task.index, task))
                     else:
                         task.state = "failed"
                         task.finished_sim = clock.time()
@@ -371,6 +416,10 @@ def run_backfill(config: BackfillConfig, args: argparse.Namespace) -> dict[str, 
     durations = sorted(s for t in tasks for s in t.seconds)
     return {
         "config": config,
+        "settings": (
+            f"`retries={retries}`, `retry_delay={dag.retry_delay / 60:g} min`, the hook's "
+            f"`max_retry_after={hook_kwargs['max_retry_after'] * speed:g}` s"
+        ),
         "days": len(tasks),
         "succeeded": succeeded,
         "failed": len(tasks) - succeeded,
@@ -444,8 +493,9 @@ def render_backfill(results: list[dict[str, Any]], args: argparse.Namespace, ela
         f"{args.events_per_day} --configs {args.configs}` ({elapsed / 60:.1f} min).",
         "",
         f"{args.days} days from {args.first_day}, {args.events_per_day:,} events each, one "
-        "`MixpanelStreamToS3Operator.execute` per day as the example backfill DAG maps it (a fresh operator, "
-        f"hook and client per attempt, as a task process has), {args.pool} at a time (the DAG's pool), against "
+        "`MixpanelStreamToS3Operator.execute` per day as the example backfill DAG maps it (its settings "
+        "read from the DAG file; a fresh operator, hook and client per attempt, as a task process has), "
+        f"{args.pool} at a time, against "
         "the server enforcing Mixpanel's export quota (60 per rolling hour, 3 per second, 100 at once; "
         f"`Retry-After` on hourly refusals only) on a clock **{args.speed:g} times** real time: a simulated "
         f"hour is {HOUR / args.speed:.0f} real seconds. Airflow's retries are simulated: a failed attempt is "
@@ -472,7 +522,7 @@ def render_backfill(results: list[dict[str, Any]], args: argparse.Namespace, ela
         )
     lines += ["", "Runs:", ""]
     for r in results:
-        lines.append(f"- **{r['config'].name}**: {r['config'].description}.")
+        lines.append(f"- **{r['config'].name}**: {r['config'].description}: {r['settings']}, {args.pool} at a time.")
     lines += ["", "### Targets", ""]
     for r in results:
         hours = r["elapsed_sim"] / HOUR
@@ -487,7 +537,8 @@ def render_backfill(results: list[dict[str, Any]], args: argparse.Namespace, ela
             f"records exactly once: {verdict(r['exactly_once'])} ({r['days_complete']} days complete, "
             f"{r['days_duplicated']} with duplicates, {r['days_wrong']} wrong; {r['records_read']:,} records read, "
             f"{r['unique_ids']:,} distinct insert ids). Other client retries: {r['other_client_retries']}; "
-            f"attempt errors: {dict(r['errors']) or 'none'}; median attempt {r['median_attempt_real'] * 1000:.0f} ms real."
+            f"attempt errors: {dict(r['errors']) or 'none'}; median attempt "
+            f"{r['median_attempt_real'] * 1000:.0f} ms real."
         )
     lines.append("")
     return "\n".join(lines)
@@ -546,8 +597,8 @@ def render_windows(results: dict[str, Any], args: argparse.Namespace, elapsed: f
         lines += [
             "",
             f"- 24 hour windows, 8 at a time: **{gain:.1f}x** the throughput of the day as one window "
-            "(8 connections at once: at most 8x on a throttled server; each window also costs a request, "
-            "paced at 3 per second, and the hour windows' sizes differ).",
+            "(8 connections at once: at most 8x on a server that throttles each connection; the client starts "
+            "at most 3 requests per second, so the first 8 windows do not all start at once).",
         ]
     lines.append("")
     return "\n".join(lines)
@@ -567,7 +618,7 @@ def main() -> int:
     parser.add_argument("--first-day", default="2024-01-01")
     parser.add_argument("--events-per-day", type=int, default=2_000)
     parser.add_argument("--speed", type=float, default=60.0)
-    parser.add_argument("--pool", type=int, default=3)
+    parser.add_argument("--pool", type=int, default=None, help="default: the example DAG's max_active_tasks")
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--events", type=int, default=24_000)
     parser.add_argument("--throttle", type=int, default=12_000)
