@@ -65,7 +65,8 @@ DEFAULT_READ_TIMEOUT = 600.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 # Profiles asked for per engage page when the caller does not say: 1,000,000 profiles in 21
 # queries (20 pages, then the empty one that ends paging) of the query API's 60 per hour
-# (Mixpanel's own default, 1,000, would need 1,000 queries, about 17 hours of quota). Pages are parsed as they arrive, so a large page costs no memory.
+# (Mixpanel's own default, 1,000, would need 1,000 queries, about 17 hours of quota). Pages are
+# parsed as they arrive, so a large page costs no memory.
 DEFAULT_ENGAGE_PAGE_SIZE = 50_000
 TERMINATED_EARLY = b"terminated early"
 TERMINATED_EARLY_MAX_LINE = len(TERMINATED_EARLY) + 8  # room for surrounding whitespace
