@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -112,12 +112,15 @@ def check_object(line: bytes) -> None:
         loads_object(line)  # the precise error, or the rare line only the standard library reads
 
 
+_Item = TypeVar("_Item")
+
+
 def convert_lines(
-    lines: Iterator[bytes],
-    convert: Callable[[bytes], Any],
-    on_malformed: Callable[[bytes, MixpanelMalformedRecordError], None] | None,
+    lines: Iterator[_Item],
+    convert: Callable[[_Item], Any],
+    on_malformed: Callable[[_Item, MixpanelMalformedRecordError], None] | None,
 ) -> Iterator[Any]:
-    """``convert`` each line. A line it finds malformed is passed to ``on_malformed`` and skipped,
+    """``convert`` each line (or parsed record). A line it finds malformed is passed to ``on_malformed`` and skipped,
     or, without ``on_malformed``, raises. Closing the result closes ``lines``."""
     try:
         for line in lines:

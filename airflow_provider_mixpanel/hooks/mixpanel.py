@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
@@ -337,7 +337,8 @@ class MixpanelHook(BaseHook):
         )
         shape = (lambda p: p) if query.raw else normalize_profile
         convert = (lambda p: dumps_line(shape(p))) if encode else shape
-        return RecordStream(lambda _: _closing_map(convert, profiles))
+        # convert_lines closes the pages when the stream is closed (freeing the response at once).
+        return RecordStream(lambda _: convert_lines(profiles, convert, None))
 
     # ------------------------------------------------------------ test_connection
 
@@ -396,18 +397,6 @@ class _ProfileQuery(NamedTuple):
     data_group_id: str | None
     include_all_users: bool | None
     page_size: int | None
-
-
-def _closing_map(convert: Callable[[Any], Any], items: Iterator[Any]) -> Iterator[Any]:
-    """``convert`` each item; closing the result closes ``items`` (and so frees its HTTP response
-    and pacer slot at once, not at garbage collection)."""
-    try:
-        for item in items:
-            yield convert(item)
-    finally:
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()
 
 
 def _optional_int(value: Any, name: str) -> int | None:
