@@ -8,6 +8,7 @@ AIRFLOW_HOME, shows what was written, and stops every server, also when somethin
 from __future__ import annotations
 
 import gzip
+import json
 import signal
 import sys
 import time
@@ -40,22 +41,28 @@ def main() -> int:
         sandbox.dags_test(DAG_ID, DAY)
         client = sandbox.s3.client()
         objects = client.list_objects_v2(Bucket=S3_BUCKET).get("Contents", [])
-        total = 0
+        per_day: dict[str, int] = {}
         sample: list[bytes] = []
-        print("\nWritten:")
+        print("\nWritten (the day the run exports, and the five days before it that lookback_days=5 replaces):")
         for item in objects:
-            body = gzip.decompress(client.get_object(Bucket=S3_BUCKET, Key=item["Key"])["Body"].read())
-            lines = body.splitlines()
-            total += len(lines)
+            key = item["Key"]
+            body = client.get_object(Bucket=S3_BUCKET, Key=key)["Body"].read()
+            if key.endswith("/_manifest.json"):
+                manifest = json.loads(body)
+                print(f"  s3://{S3_BUCKET}/{key}  completion manifest: {manifest['records']:,} records")
+                continue
+            lines = gzip.decompress(body).splitlines()
+            day = key.split("/")[-2]
+            per_day[day] = per_day.get(day, 0) + len(lines)
             sample = sample or lines[:2]
-            print(f"  s3://{S3_BUCKET}/{item['Key']}  {item['Size']:,} bytes gzip, {len(lines):,} records")
-        print(f"\nRecords: {total:,} (the server holds {EVENTS_PER_DAY:,} for {DAY})")
+            print(f"  s3://{S3_BUCKET}/{key}  {item['Size']:,} bytes gzip, {len(lines):,} records")
+        print(f"\nRecords per day: {per_day} (the server holds {EVENTS_PER_DAY:,} a day)")
         print("First records:")
         for line in sample:
             text = line.decode()
             print("  " + (text if len(text) <= 300 else text[:300] + "..."))
-        if total != EVENTS_PER_DAY:
-            print("Record count does not match the source.", file=sys.stderr)
+        if not per_day or any(count != EVENTS_PER_DAY for count in per_day.values()):
+            print("A day's record count does not match the source.", file=sys.stderr)
             return 1
     print(f"\nDone in {time.monotonic() - started:.0f} s; every server was stopped.")
     return 0
