@@ -3,20 +3,28 @@
 The normalized JSONL record carries every property value exactly as Mixpanel sent it, byte for
 byte (``1.50`` stays ``1.50``, ``\\u00e9`` stays escaped, nested objects keep their inner spacing,
 key order is kept); only ``event_name``, ``event_time``, ``distinct_id`` and ``insert_id`` are
-produced here, and property names are written as compact UTF-8 JSON strings. msgspec reads the
-properties as ``dict[str, Raw]``: each value's bytes are sliced out, never built into Python
-objects, which makes this about as fast as copying the raw line.
+produced here.
 
-Two rare kinds of line take a slower road that gives the same record: a control character left
-unescaped inside a string (written back escaped, since JSON requires it) and a lone UTF-16
-surrogate escape such as ``\\ud83d`` (kept as sent), which msgspec refuses.
+Three roads give the same record, the first that applies:
+
+1. **Splice** (Mixpanel's own layout, nearly every line): the export writes compact JSON that
+   starts ``{"event":…,"properties":{"time":…,"distinct_id":…,`` and holds ``$insert_id`` among the
+   flat members before any nested value. One msgspec decode into a small struct checks the whole
+   line and reads those values; the line's own bytes then show they stand exactly there, and the
+   record is the line with the three members cut out: no property is parsed or re-encoded.
+2. **Members** (any other order or spacing): msgspec reads the properties as
+   ``dict[str, Raw]``: each value's bytes are sliced out, never built into Python objects;
+   property names are written back as compact UTF-8 JSON strings.
+3. **Lenient** (rare): a control character left unescaped inside a string (written back escaped,
+   since JSON requires it) or a lone UTF-16 surrogate escape such as ``\\ud83d`` (kept as sent),
+   which msgspec refuses, are read by the standard library.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import msgspec
@@ -25,6 +33,28 @@ from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
 from airflow_provider_mixpanel.jsonl import loads_object
 from airflow_provider_mixpanel.records import deterministic_insert_id, event_time_text_cache
 
+# A value that never matches a line's bytes: a member absent from the line fails the splice check.
+_ABSENT = msgspec.Raw(b"")
+_NULL = msgspec.Raw(b"null")
+
+
+class _SpliceProperties(msgspec.Struct, gc=False):
+    """The members of ``properties`` the splice road needs; the others are skipped unbuilt."""
+
+    time: int = -1
+    distinct_id: msgspec.Raw = _ABSENT
+    insert_id: msgspec.Raw = msgspec.field(name="$insert_id", default=_ABSENT)
+
+
+class _SpliceLine(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """An export line as the splice road reads it: any other top-level member sends it elsewhere,
+    since the spliced record would carry it along."""
+
+    event: msgspec.Raw = _ABSENT
+    properties: _SpliceProperties = msgspec.field(default_factory=_SpliceProperties)
+
+
+_splice_decoder = msgspec.json.Decoder(_SpliceLine)
 _top = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _properties = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _value = msgspec.json.Decoder()
@@ -34,6 +64,12 @@ _NULL_LITERALS = (b"null", b"")
 # The stdlib reads what msgspec refuses; raw_decode gives each value's end, so its text is kept.
 _lenient = json.JSONDecoder(strict=False)
 _WHITESPACE = " \t\n\r"
+_SECONDS_PER_DAY = 86_400
+# Whole seconds from 1970 through 9999-12-31, where datetime ends; others take the general road.
+_MAX_SECONDS = 253_402_300_800
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Times whose text is kept (about 2 MB at most); the table restarts when full.
+_RECENT_TIMES = 20_000
 
 
 def event_line_normalizer(
@@ -44,6 +80,111 @@ def event_line_normalizer(
     :raises MixpanelMalformedRecordError: the line is not a JSON object, or its ``time`` is not a time.
     """
     event_time_text = event_time_text_cache(time_in_ms=time_in_ms, project_timezone=project_timezone)
+    general = _general_normalizer(event_time_text)
+    if project_timezone is not None:
+        return general  # wall-clock times need the zone's rules: the cached general conversion
+    iso_time = _IsoTime(time_in_ms=time_in_ms)
+    recent_times = iso_time.recent  # read here first: a busy project sends many events per second
+
+    def normalize(line: bytes) -> bytes:
+        try:
+            parsed = _splice_decoder.decode(line)
+        except msgspec.DecodeError:  # malformed, or a member of another type: the general road decides
+            return general(line)
+        properties = parsed.properties
+        moment = properties.time
+        distinct_id = properties.distinct_id
+        insert_id = properties.insert_id
+        # b"".join takes Raw values as they are; %-formatting would convert each one (slower).
+        head = b"".join(
+            (
+                b'{"event":',
+                parsed.event,
+                b',"properties":{"time":',
+                b"%d" % moment,
+                b',"distinct_id":',
+                distinct_id,
+                b",",
+            )
+        )
+        if not line.startswith(head) or insert_id == _NULL:
+            return general(line)
+        # "$insert_id" follows at once, or among the flat members that follow (Mixpanel sorts
+        # them: it comes after "$browser", "$city"...); a bracket before it could mean it sits
+        # inside a nested value: the general road then.
+        start = len(head)
+        member = b',"$insert_id":' + insert_id  # with its comma, as the head ends in one
+        found = line.find(member, start - 1)
+        if found < 0:
+            return general(line)
+        kept = line[start:found]
+        if b"{" in kept or b"[" in kept:
+            return general(line)
+        end = found + len(member)
+        if not kept and line[end] == 44:  # 44: the comma of the member that follows
+            end += 1
+        text = recent_times.get(moment) or iso_time(moment)
+        if text is None:
+            return general(line)
+        return b"".join(
+            (
+                b'{"event_name":',
+                parsed.event,
+                b',"event_time":"',
+                text,
+                b'","distinct_id":',
+                distinct_id,
+                b',"insert_id":',
+                insert_id,
+                b',"properties":{',
+                kept,
+                line[end:],
+                b"\n",
+            )
+        )
+
+    return normalize
+
+
+class _IsoTime:
+    """``event_time`` text of a whole-number ``time`` in UTC, as ``datetime.isoformat()`` writes it,
+    by arithmetic: the date once per day, the clock from a table of the day's seconds."""
+
+    def __init__(self, *, time_in_ms: bool):
+        self._in_ms = time_in_ms
+        self._days: dict[int, bytes] = {}
+        self._clock: list[bytes | None] = [None] * _SECONDS_PER_DAY
+        self.recent: dict[int, bytes | None] = {}  # the texts of the times seen last
+
+    def __call__(self, moment: int) -> bytes | None:
+        if len(self.recent) >= _RECENT_TIMES:
+            self.recent.clear()
+        text = self.recent[moment] = self._text(moment)
+        return text
+
+    def _text(self, moment: int) -> bytes | None:
+        fraction = b""
+        if self._in_ms:
+            moment, milliseconds = divmod(moment, 1000)
+            if milliseconds:
+                fraction = b".%03d000" % milliseconds
+        if not 0 <= moment < _MAX_SECONDS:
+            return None  # before 1970 or past datetime's range: the general road (or its error)
+        day, second = divmod(moment, _SECONDS_PER_DAY)
+        clock = self._clock[second]
+        if clock is None:
+            hour, rest = divmod(second, 3600)
+            clock = self._clock[second] = b"T%02d:%02d:%02d" % (hour, *divmod(rest, 60))
+        date_text = self._days.get(day)
+        if date_text is None:
+            if len(self._days) > 4096:  # a long backfill: keep the table small
+                self._days.clear()
+            date_text = self._days[day] = (_EPOCH + timedelta(days=day)).date().isoformat().encode()
+        return date_text + clock + fraction + b"+00:00"
+
+
+def _general_normalizer(event_time_text: Callable[..., str]) -> Callable[[bytes], bytes]:
+    """The members road (any layout msgspec reads), and the lenient road behind it."""
 
     def normalize(line: bytes) -> bytes:
         try:

@@ -362,7 +362,8 @@ def compression_speeds() -> dict[str, tuple[float, float]]:
 
 
 LINE_COST_RAW = "raw: `jsonl.check_object` (msgspec, `dict[str, Raw]` of the top level)"
-LINE_COST_NORMALIZED = "normalized: `event_line_normalizer` (properties as `dict[str, Raw]`)"
+LINE_COST_NORMALIZED = "normalized: `event_line_normalizer` (Mixpanel's layout: a struct decode, three members cut)"
+LINE_COST_MEMBERS = "normalized, any other layout: properties as `dict[str, Raw]` (the members road)"
 LINE_COST_DICTS = "objects, then a line: `loads_object` + `normalize_event` + `dumps_line`"
 LINE_COST_NAIVE = "naive: `json.loads` + `normalize_event` + `json.dumps`"
 
@@ -370,9 +371,9 @@ LINE_COST_NAIVE = "naive: `json.loads` + `normalize_event` + `json.dumps`"
 def line_costs(rounds: int = 5) -> dict[str, float]:
     """In-process lines per second of what each JSONL path does to one export line (no I/O); the
     functions take turns, round after round, and each keeps its best round."""
-    from airflow_provider_mixpanel.event_lines import event_line_normalizer
+    from airflow_provider_mixpanel.event_lines import _general_normalizer, event_line_normalizer
     from airflow_provider_mixpanel.jsonl import check_object, dumps_line, loads_object
-    from airflow_provider_mixpanel.records import normalize_event
+    from airflow_provider_mixpanel.records import event_time_text_cache, normalize_event
     from airflow_provider_mixpanel.testing.data import SyntheticEvents
 
     lines = list(SyntheticEvents(50_000).day_lines(date(2024, 3, 1)))
@@ -380,6 +381,7 @@ def line_costs(rounds: int = 5) -> dict[str, float]:
     functions: dict[str, Callable[[bytes], Any]] = {
         LINE_COST_RAW: check_object,
         LINE_COST_NORMALIZED: normalize,
+        LINE_COST_MEMBERS: _general_normalizer(event_time_text_cache()),
         LINE_COST_DICTS: lambda line: dumps_line(normalize_event(loads_object(line))),
         LINE_COST_NAIVE: lambda line: json.dumps(normalize_event(json.loads(line)), default=str),
     }

@@ -35,48 +35,49 @@ _NEVER = 1 << 62  # a processing-time horizon no event reaches
 
 
 def _event_template(name: str, city: str, plan: str, *, ascii_escape: bool) -> bytes:
-    """A printf-style bytes template for one event; the sentinels become %d / %s slots."""
+    """A printf-style bytes template for one event; the sentinels become named slots."""
+    properties = {
+        "$insert_id": _SENTINEL_INSERT,
+        "mp_processing_time_ms": _SENTINEL_PROCESSED,
+        "$device_id": _SENTINEL_DEVICE,
+        "session_id": _SENTINEL_SESSION,
+        "$browser": "Chrome",
+        "$browser_version": 131,
+        "$city": city,
+        "$region": "Región Metropolitana",
+        "mp_country_code": "BR",
+        "$current_url": f"https://shop.example.com/products/{_SENTINEL_PRODUCT}?utm_source=newsletter&utm_medium=email",
+        "$initial_referrer": "$direct",
+        "$os": "Mac OS X",
+        "$screen_height": 1117,
+        "$screen_width": 1728,
+        "mp_lib": "web",
+        "$lib_version": "2.55.1",
+        "plan": plan,
+        "amount": _SENTINEL_AMOUNT,
+        "is_trial": plan == "free",
+        "coupon": None,
+        "title": "Summer sale – 20% off\u2028second line",
+        "items": [{"sku": "SKU-1", "qty": 2, "price": 19.99}, {"sku": "SKU-7", "qty": 1, "price": 5.0}],
+        "experiment": {"id": "exp-checkout-v2", "variant": "B", "weights": [0.5, 0.5]},
+        "tags": ["returning", "mobile-web", "näive"],
+    }
+    # Mixpanel's export writes "time" and "distinct_id" first, then the other properties sorted by
+    # name, so "$insert_id" stands among the "$" properties, after "$browser", "$city"...
     record = {
         "event": name,
-        "properties": {
-            "time": _SENTINEL_TIME,
-            "distinct_id": _SENTINEL_ID,
-            "$insert_id": _SENTINEL_INSERT,
-            "mp_processing_time_ms": _SENTINEL_PROCESSED,
-            "$device_id": _SENTINEL_DEVICE,
-            "session_id": _SENTINEL_SESSION,
-            "$browser": "Chrome",
-            "$browser_version": 131,
-            "$city": city,
-            "$region": "Región Metropolitana",
-            "mp_country_code": "BR",
-            "$current_url": f"https://shop.example.com/products/{_SENTINEL_PRODUCT}?utm_source=newsletter&utm_medium=email",
-            "$initial_referrer": "$direct",
-            "$os": "Mac OS X",
-            "$screen_height": 1117,
-            "$screen_width": 1728,
-            "mp_lib": "web",
-            "$lib_version": "2.55.1",
-            "plan": plan,
-            "amount": _SENTINEL_AMOUNT,
-            "is_trial": plan == "free",
-            "coupon": None,
-            "title": "Summer sale – 20% off\u2028second line",
-            "items": [{"sku": "SKU-1", "qty": 2, "price": 19.99}, {"sku": "SKU-7", "qty": 1, "price": 5.0}],
-            "experiment": {"id": "exp-checkout-v2", "variant": "B", "weights": [0.5, 0.5]},
-            "tags": ["returning", "mobile-web", "näive"],
-        },
+        "properties": {"time": _SENTINEL_TIME, "distinct_id": _SENTINEL_ID, **dict(sorted(properties.items()))},
     }
     text = json.dumps(record, ensure_ascii=ascii_escape, separators=(",", ":"))
     text = text.replace("%", "%%")
-    text = text.replace(str(_SENTINEL_TIME), "%d", 1)
-    text = text.replace(f'"{_SENTINEL_ID}"', '"%s"', 1)
-    text = text.replace(f'"{_SENTINEL_INSERT}"', '"%s"', 1)
-    text = text.replace(str(_SENTINEL_PROCESSED), "%d", 1)
-    text = text.replace(f'"{_SENTINEL_DEVICE}"', '"%s"', 1)
-    text = text.replace(f'"{_SENTINEL_SESSION}"', '"%s"', 1)
-    text = text.replace(str(_SENTINEL_PRODUCT), "%d", 1)
-    text = text.replace(str(_SENTINEL_AMOUNT), "%d.%02d", 1)
+    text = text.replace(str(_SENTINEL_TIME), "%(time)d", 1)
+    text = text.replace(f'"{_SENTINEL_ID}"', '"%(user)s"', 1)
+    text = text.replace(f'"{_SENTINEL_INSERT}"', '"%(insert_id)s"', 1)
+    text = text.replace(str(_SENTINEL_PROCESSED), "%(processed)d", 1)
+    text = text.replace(f'"{_SENTINEL_DEVICE}"', '"%(device)s"', 1)
+    text = text.replace(f'"{_SENTINEL_SESSION}"', '"%(session)s"', 1)
+    text = text.replace(str(_SENTINEL_PRODUCT), "%(product)d", 1)
+    text = text.replace(str(_SENTINEL_AMOUNT), "%(whole)d.%(cents)02d", 1)
     return (text + "\n").encode("utf-8")
 
 
@@ -143,17 +144,17 @@ class SyntheticEvents:
             if processed_ms > horizon:
                 continue
             user = (i * 7919 + ordinal) % 50_000
-            yield template % (
-                event_ms if time_in_ms else event_ms // 1000,
-                b"user-%d" % user,
-                b"%07d-%08d" % (ordinal, i),
-                processed_ms,
-                b"%016x" % ((user * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF),
-                b"%016x" % (((i // 7) * 0xC2B2AE3D27D4EB4F + ordinal) & 0xFFFFFFFFFFFFFFFF),
-                (i * 2654435761) % 100_000,
-                i % 1000,
-                i % 100,
-            )
+            yield template % {
+                b"time": event_ms if time_in_ms else event_ms // 1000,
+                b"user": b"user-%d" % user,
+                b"insert_id": b"%07d-%08d" % (ordinal, i),
+                b"processed": processed_ms,
+                b"device": b"%016x" % ((user * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF),
+                b"session": b"%016x" % (((i // 7) * 0xC2B2AE3D27D4EB4F + ordinal) & 0xFFFFFFFFFFFFFFFF),
+                b"product": (i * 2654435761) % 100_000,
+                b"whole": i % 1000,
+                b"cents": i % 100,
+            }
 
     def index_range(self, day: date, *, since: int | None = None, until: int | None = None) -> tuple[int, int]:
         """The indexes ``[first, stop)`` of the day's events whose ``time`` is in ``[since, until)``.

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
-from airflow_provider_mixpanel.event_lines import event_line_normalizer
-from airflow_provider_mixpanel.records import normalize_event
+from airflow_provider_mixpanel.event_lines import _general_normalizer, event_line_normalizer
+from airflow_provider_mixpanel.records import event_time_text_cache, normalize_event
+from airflow_provider_mixpanel.testing.data import SyntheticEvents
 
 normalize = event_line_normalizer()
 # What the first release gave this input (computed with its code): a published contract.
@@ -89,3 +91,84 @@ def test_missing_fields_get_the_published_defaults():
 def test_malformed_lines_raise(line):
     with pytest.raises(MixpanelMalformedRecordError):
         normalize(line)
+
+
+# --- The splice road (Mixpanel's own layout) gives exactly what the members road gives ----------
+
+general = _general_normalizer(event_time_text_cache())
+HEAD = b'{"event":"Sign Up","properties":{"time":1709251200,"distinct_id":"u-1",'
+
+LAYOUTS = {
+    "insert id right after distinct_id": HEAD + b'"$insert_id":"i-1","a":1.50,"b":[1]}}',
+    "insert id among sorted flat members": HEAD
+    + b'"$browser":"Chrome","$city":"Z\\u00fcrich","$insert_id":"i-1","x":{"y":2}}}',
+    "insert id last": HEAD + b'"$browser":"Chrome","$insert_id":"i-1"}}',
+    "insert id the only other member": HEAD + b'"$insert_id":"i-1"}}',
+    "insert id after a nested value": HEAD + b'"a":{"b":1},"$insert_id":"i-1","c":2}}',
+    "a nested insert id before the real one": HEAD + b'"a":{"$insert_id":"i-1"},"$insert_id":"i-1"}}',
+    "a nested insert id only": HEAD + b'"a":{"$insert_id":"i-1"},"c":2}}',
+    "insert id text inside a string": HEAD + b'"a":",\\"$insert_id\\":\\"i-1\\"","$insert_id":"i-1"}}',
+    "a list before the insert id": HEAD + b'"a":[1,2],"$insert_id":"i-1"}}',
+    "null insert id": HEAD + b'"$insert_id":null,"a":1}}',
+    "no insert id": HEAD + b'"a":1}}',
+    "numeric insert id": HEAD + b'"$insert_id":12345678901234567890123,"a":1}}',
+    "insert id with escapes": HEAD + b'"$insert_id":"i\\"\\u00e9","a":1}}',
+    "numeric distinct id": b'{"event":"e","properties":{"time":1709251200,"distinct_id":42,"$insert_id":"i"}}',
+    "null distinct id": b'{"event":"e","properties":{"time":1709251200,"distinct_id":null,"$insert_id":"i"}}',
+    "escaped event name": b'{"event":"a\\"b\\u00e9","properties":{"time":1709251200,"distinct_id":"u","$insert_id":"i"}}',  # noqa: E501
+    "distinct_id last": b'{"event":"e","properties":{"time":1709251200,"$insert_id":"i","distinct_id":"u"}}',
+    "no distinct_id": b'{"event":"e","properties":{"time":1709251200,"$insert_id":"i","a":1}}',
+    "time not first": b'{"event":"e","properties":{"distinct_id":"u","time":1709251200,"$insert_id":"i"}}',
+    "spaced JSON": b'{"event": "e", "properties": {"time": 1709251200, "distinct_id": "u", "$insert_id": "i"}}',
+    "properties first": b'{"properties":{"time":1709251200,"distinct_id":"u","$insert_id":"i"},"event":"e"}',
+    "another top-level member": b'{"event":"e","properties":{"time":1,"distinct_id":"u","$insert_id":"i"},"x":{}}',
+    "null properties": b'{"event":"e","properties":null}',
+    "no event": b'{"properties":{"time":1709251200,"distinct_id":"u","$insert_id":"i"}}',
+    "float time": b'{"event":"e","properties":{"time":1709251200.5,"distinct_id":"u","$insert_id":"i"}}',
+    "string time": b'{"event":"e","properties":{"time":"1709251200","distinct_id":"u","$insert_id":"i"}}',
+    "negative time": b'{"event":"e","properties":{"time":-1,"distinct_id":"u","$insert_id":"i"}}',
+    "negative zero time": b'{"event":"e","properties":{"time":-0,"distinct_id":"u","$insert_id":"i"}}',
+    "last second of datetime": b'{"event":"e","properties":{"time":253402300799,"distinct_id":"u","$insert_id":"i"}}',
+    "time before a leap day": b'{"event":"e","properties":{"time":951782399,"distinct_id":"u","$insert_id":"i"}}',
+    "duplicate time": b'{"event":"e","properties":{"time":1,"distinct_id":"u","$insert_id":"i","time":1709251200}}',
+    "lone surrogate": HEAD + b'"$insert_id":"i","t":"\\ud83d"}}',
+    "control character": HEAD + b'"$insert_id":"i","t":"a\x01b"}}',
+}
+
+
+@pytest.mark.parametrize("line", LAYOUTS.values(), ids=LAYOUTS.keys())
+def test_every_layout_gives_the_record_of_the_members_road(line):
+    assert normalize(line) == general(line)
+    expected = normalize_event(json.loads(line, strict=False))
+    expected["event_time"] = expected["event_time"].isoformat()
+    assert json.loads(normalize(line)) == expected
+
+
+def test_mixpanel_layout_keeps_property_names_as_sent():
+    # Only the splice road can keep a name's escapes: this line takes it.
+    line = HEAD + b'"$insert_id":"i","\\u00e9t\\u00e9":1}}'
+    assert properties_text(normalize(line)) == b'{"\\u00e9t\\u00e9":1}'
+
+
+@pytest.mark.parametrize("time_in_ms", [False, True])
+def test_event_time_text_is_what_isoformat_writes(time_in_ms):
+    splice = event_line_normalizer(time_in_ms=time_in_ms)
+    members = _general_normalizer(event_time_text_cache(time_in_ms=time_in_ms))
+    scale = 1000 if time_in_ms else 1
+    moments = [0, 1, 59, 86_399, 86_400, 951_782_399, 951_868_800, 1_709_251_200, 4_102_444_799, 253_402_300_799]
+    moments = [m * scale for m in moments] + ([1_709_251_200_123, 1_709_251_200_001, 999] if time_in_ms else [])
+    for moment in moments:
+        line = b'{"event":"e","properties":{"time":%d,"distinct_id":"u","$insert_id":"i"}}' % moment
+        assert splice(line) == members(line), moment
+        expected = (
+            datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=moment)
+            if time_in_ms
+            else datetime.fromtimestamp(moment, UTC)
+        ).isoformat()
+        assert json.loads(splice(line))["event_time"] == expected
+
+
+@pytest.mark.parametrize("ascii_escape", [False, True])
+def test_synthetic_days_agree_with_the_members_road(ascii_escape):
+    for line in SyntheticEvents(500, ascii_escape=ascii_escape).day_lines(date(2024, 2, 29)):
+        assert normalize(line.rstrip(b"\n")) == general(line.rstrip(b"\n"))
