@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -172,3 +173,49 @@ def test_event_time_text_is_what_isoformat_writes(time_in_ms):
 def test_synthetic_days_agree_with_the_members_road(ascii_escape):
     for line in SyntheticEvents(500, ascii_escape=ascii_escape).day_lines(date(2024, 2, 29)):
         assert normalize(line.rstrip(b"\n")) == general(line.rstrip(b"\n"))
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> bytes:
+    """A JSON value's text in one of the forms Mixpanel and its SDKs send."""
+    kinds = ["string", "number", "literal"] + (["object", "list"] if depth < 2 else [])
+    kind = rng.choice(kinds)
+    if kind == "string":
+        return rng.choice(
+            [
+                b'"plain"',
+                b'"a,\\"$insert_id\\":\\"x\\""',
+                b'"{[}]"',
+                b'"caf\\u00e9"',
+                b'"caf\xc3\xa9"',
+                b'"\\\\"',
+                b'""',
+            ]
+        )
+    if kind == "number":
+        return rng.choice([b"0", b"-1", b"1.50", b"1E+2", b"-0.0", b"123456789012345678901234567890"])
+    if kind == "literal":
+        return rng.choice([b"true", b"false", b"null"])
+    if kind == "list":
+        return b"[" + b",".join(_random_value(rng, depth + 1) for _ in range(rng.randrange(3))) + b"]"
+    members = [(rng.choice([b"a", b"$insert_id", b"time"]), _random_value(rng, depth + 1)) for _ in range(2)]
+    return b"{" + b",".join(b'"%s":%s' % member for member in members) + b"}"
+
+
+def test_random_layouts_agree_with_the_members_road():
+    rng = random.Random(20261126)
+    for case in range(3000):
+        others = [(b"p%d" % i, _random_value(rng)) for i in range(rng.randrange(6))]
+        if rng.random() < 0.9:
+            others.insert(rng.randrange(len(others) + 1), (b"$insert_id", rng.choice([b'"i-%d"' % case, b"null"])))
+        front = [(b"time", b"%d" % rng.choice([0, 1_709_251_200, 1_709_251_200_123])), (b"distinct_id", b'"u"')]
+        members = front + others if rng.random() < 0.8 else others + front
+        properties = b"{" + b",".join(b'"%s":%s' % member for member in members) + b"}"
+        line = b'{"event":"e","properties":' + properties + b"}"
+        assert _outcome(normalize, line) == _outcome(general, line), line
+
+
+def _outcome(function, line):
+    try:
+        return function(line)
+    except MixpanelMalformedRecordError as err:
+        return str(err)
