@@ -60,6 +60,9 @@ _properties = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _value = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 _EMPTY = msgspec.Raw(b'""')
+_COMMA, _CLOSING_BRACE = b",}"
+# msgspec raises UnicodeDecodeError, not DecodeError, for a string that is not UTF-8.
+_UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError)
 _NULL_LITERALS = (b"null", b"")
 # The stdlib reads what msgspec refuses; raw_decode gives each value's end, so its text is kept.
 _lenient = json.JSONDecoder(strict=False)
@@ -89,7 +92,7 @@ def event_line_normalizer(
     def normalize(line: bytes) -> bytes:
         try:
             parsed = _splice_decoder.decode(line)
-        except msgspec.DecodeError:  # malformed, or a member of another type: the general road decides
+        except _UNREADABLE:  # malformed, or a member of another type: the general road decides
             return general(line)
         properties = parsed.properties
         moment = properties.time
@@ -121,7 +124,10 @@ def event_line_normalizer(
         if b"{" in kept or b"[" in kept:
             return general(line)
         end = found + len(member)
-        if not kept and line[end] == 44:  # 44: the comma of the member that follows
+        follower = line[end]  # the value must end there: 12 must not pass for the start of 123
+        if follower != _COMMA and follower != _CLOSING_BRACE:
+            return general(line)
+        if not kept and follower == _COMMA:
             end += 1
         text = recent_times.get(moment) or iso_time(moment)
         if text is None:
@@ -195,7 +201,7 @@ def _general_normalizer(event_time_text: Callable[..., str]) -> Callable[[bytes]
                 if raw_properties is None or bytes(raw_properties) in _NULL_LITERALS
                 else _properties.decode(raw_properties)
             )
-        except msgspec.DecodeError:
+        except _UNREADABLE:
             return _normalize_leniently(line, event_time_text)
         distinct_id = properties.pop("distinct_id", _EMPTY)
         time_raw = properties.pop("time", None)

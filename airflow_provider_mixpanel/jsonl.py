@@ -86,11 +86,13 @@ def loads_object(line: bytes) -> dict[str, Any]:
     """
     try:
         value = _decoder.decode(line)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         # msgspec rejects lone UTF-16 surrogates (\ud83d), which JavaScript clients can send, and
-        # control characters left unescaped inside strings; the standard library reads both.
+        # control characters left unescaped inside strings; the standard library reads both. It
+        # reads UTF-8 only (given bytes it would guess UTF-16 too) and refuses NaN and Infinity,
+        # which are not JSON.
         try:
-            value = json.loads(line, strict=False)
+            value = json.loads(line.decode("utf-8"), strict=False, parse_constant=_refuse_constant)
         except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
             raise MixpanelMalformedRecordError(f"Line is not valid JSON ({err}): {_preview(line)}") from None
     if not isinstance(value, dict):
@@ -108,7 +110,7 @@ def check_object(line: bytes) -> None:
     """
     try:
         _object_checker.decode(line)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         loads_object(line)  # the precise error, or the rare line only the standard library reads
 
 
@@ -134,6 +136,10 @@ def convert_lines(
         close = getattr(lines, "close", None)
         if close is not None:
             close()
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _preview(line: bytes, limit: int = 100) -> str:

@@ -76,7 +76,8 @@ def event_time_text_cache(
             minute, second = divmod(second, 60)
             return f"{prefix}T{hour:02d}:{minute:02d}:{second:02d}+00:00"
         try:
-            text = cache.get(value)
+            # true == 1 as a key: a bool must not find the text of 1 (_event_time refuses it)
+            text = cache.get(value) if type(value) is not bool else None
         except TypeError:  # unhashable: not a time at all; _event_time says so
             text = None
         if text is None:

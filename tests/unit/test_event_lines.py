@@ -219,3 +219,49 @@ def _outcome(function, line):
         return function(line)
     except MixpanelMalformedRecordError as err:
         return str(err)
+
+
+# Found by review: lines Mixpanel does not send, which must still give valid JSON or a clear error.
+ODD = {
+    "a value that begins with the insert id's text": HEAD + b'"$insert_id":123,"$insert_id":12}}',
+    "space after the insert id": HEAD + b'"$insert_id":"i" ,"a":1}}',
+    "spaces inside the kept members": HEAD + b'"a" : 1 ,"$insert_id":"i"}}',
+    "a carriage return at the end": HEAD + b'"$insert_id":"i","a":1}}\r',
+}
+
+
+@pytest.mark.parametrize("line", ODD.values(), ids=ODD.keys())
+def test_odd_lines_give_the_same_record_as_the_members_road(line):
+    assert json.loads(normalize(line)) == json.loads(general(line))
+
+
+def test_repeated_property_names_are_kept_as_sent():
+    # JSON leaves the meaning of a repeated name to the reader; the line keeps what was sent.
+    line = HEAD + b'"$insert_id":"i","a":1.50,"a":[]}}'
+    assert properties_text(normalize(line)) == b'{"a":1.50,"a":[]}'
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"event":"e","properties":{"time":1,"a":"\xff"}}',  # not UTF-8, no $insert_id
+        HEAD + b'"\xff":1}}',  # not UTF-8 in a name
+        b'\xef\xbb\xbf{"event":"e","properties":{"time":1,"a":1}}',  # a byte order mark
+        '{"event":"e","properties":{"time":1}}'.encode("utf-16-le"),
+        b'{"event":"e","properties":{"time":1,"a":NaN}}',
+        b'{"event":"e","properties":{"time":1,"a":Infinity}}',
+    ],
+)
+def test_lines_that_are_not_utf8_json_are_malformed(line):
+    with pytest.raises(MixpanelMalformedRecordError):
+        normalize(line)
+
+
+def test_a_true_time_is_refused_whatever_came_before():
+    line = b'{"event":"e","properties":{"time":%s,"distinct_id":"u","$insert_id":"i"}}'
+    for time_in_ms in (False, True):
+        normalizer = event_line_normalizer(time_in_ms=time_in_ms)
+        normalizer(line % b"1.0")
+        normalizer(line % b"1")
+        with pytest.raises(MixpanelMalformedRecordError):
+            normalizer(line % b"true")
