@@ -73,6 +73,8 @@ _MAX_SECONDS = 253_402_300_800
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Times whose text is kept (about 2 MB at most); the table restarts when full.
 _RECENT_TIMES = 20_000
+# Dates whose text is kept: a long backfill restarts the table now and then.
+_DAYS_KEPT = 4096
 
 
 def event_line_normalizer(
@@ -86,8 +88,8 @@ def event_line_normalizer(
     general = _general_normalizer(event_time_text)
     if project_timezone is not None:
         return general  # wall-clock times need the zone's rules: the cached general conversion
-    iso_time = _IsoTime(time_in_ms=time_in_ms)
-    recent_times = iso_time.recent  # read here first: a busy project sends many events per second
+    # A busy project sends many events per second: their text is read from recent_times.
+    recent_times, time_text_of = _event_time_texts(time_in_ms=time_in_ms)
 
     def normalize(line: bytes) -> bytes:
         try:
@@ -129,7 +131,7 @@ def event_line_normalizer(
             return general(line)
         if not kept and follower == _COMMA:
             end += 1
-        text = recent_times.get(moment) or iso_time(moment)
+        text = recent_times.get(moment) or time_text_of(moment)
         if text is None:
             return general(line)
         return b"".join(
@@ -152,41 +154,40 @@ def event_line_normalizer(
     return normalize
 
 
-class _IsoTime:
-    """``event_time`` text of a whole-number ``time`` in UTC, as ``datetime.isoformat()`` writes it,
-    by arithmetic: the date once per day, the clock from a table of the day's seconds."""
+def _event_time_texts(*, time_in_ms: bool) -> tuple[dict[int, bytes | None], Callable[[int], bytes | None]]:
+    """``event_time`` texts of whole-number ``time`` values in UTC, as ``datetime.isoformat()``
+    writes them, by arithmetic (the date once per day, the clock from a table of the day's
+    seconds): the table of recent texts, to read first, and the function that fills it. ``None``
+    for a time before 1970 or past ``datetime``'s range: the general road (or its error) then."""
+    recent: dict[int, bytes | None] = {}
+    days: dict[int, bytes] = {}
+    clocks: list[bytes | None] = [None] * _SECONDS_PER_DAY
 
-    def __init__(self, *, time_in_ms: bool):
-        self._in_ms = time_in_ms
-        self._days: dict[int, bytes] = {}
-        self._clock: list[bytes | None] = [None] * _SECONDS_PER_DAY
-        self.recent: dict[int, bytes | None] = {}  # the texts of the times seen last
-
-    def __call__(self, moment: int) -> bytes | None:
-        if len(self.recent) >= _RECENT_TIMES:
-            self.recent.clear()
-        text = self.recent[moment] = self._text(moment)
-        return text
-
-    def _text(self, moment: int) -> bytes | None:
-        fraction = b""
-        if self._in_ms:
-            moment, milliseconds = divmod(moment, 1000)
+    def text_of(moment: int) -> bytes | None:
+        if len(recent) >= _RECENT_TIMES:
+            recent.clear()
+        seconds, fraction = moment, b""
+        if time_in_ms:
+            seconds, milliseconds = divmod(moment, 1000)
             if milliseconds:
                 fraction = b".%03d000" % milliseconds
-        if not 0 <= moment < _MAX_SECONDS:
-            return None  # before 1970 or past datetime's range: the general road (or its error)
-        day, second = divmod(moment, _SECONDS_PER_DAY)
-        clock = self._clock[second]
+        if not 0 <= seconds < _MAX_SECONDS:
+            recent[moment] = None
+            return None
+        day, second = divmod(seconds, _SECONDS_PER_DAY)
+        clock = clocks[second]
         if clock is None:
             hour, rest = divmod(second, 3600)
-            clock = self._clock[second] = b"T%02d:%02d:%02d" % (hour, *divmod(rest, 60))
-        date_text = self._days.get(day)
+            clock = clocks[second] = b"T%02d:%02d:%02d" % (hour, *divmod(rest, 60))
+        date_text = days.get(day)
         if date_text is None:
-            if len(self._days) > 4096:  # a long backfill: keep the table small
-                self._days.clear()
-            date_text = self._days[day] = (_EPOCH + timedelta(days=day)).date().isoformat().encode()
-        return date_text + clock + fraction + b"+00:00"
+            if len(days) >= _DAYS_KEPT:
+                days.clear()
+            date_text = days[day] = (_EPOCH + timedelta(days=day)).date().isoformat().encode()
+        text = recent[moment] = date_text + clock + fraction + b"+00:00"
+        return text
+
+    return recent, text_of
 
 
 def _general_normalizer(event_time_text: Callable[..., str]) -> Callable[[bytes], bytes]:
