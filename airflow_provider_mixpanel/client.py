@@ -278,6 +278,32 @@ class MixpanelClient:
         body breaks is asked for again (same ``session_id`` and page) and resumes after the
         profiles already yielded.
         """
+        lines = self.query_profile_lines(
+            where=where,
+            output_properties=output_properties,
+            cohort_id=cohort_id,
+            distinct_ids=distinct_ids,
+            data_group_id=data_group_id,
+            include_all_users=include_all_users,
+            page_size=page_size,
+        )
+        return convert_lines(lines, loads_object, None)
+
+    def query_profile_lines(
+        self,
+        *,
+        where: str | None = None,
+        output_properties: Iterable[str] | str | None = None,
+        cohort_id: int | None = None,
+        distinct_ids: Iterable[str] | str | None = None,
+        data_group_id: str | None = None,
+        include_all_users: bool | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[bytes]:
+        """Like :meth:`query_profiles`, but yield each profile as bytes: the engage result's own
+        JSON text, compact (no whitespace outside strings) and otherwise exactly as Mixpanel sent
+        it (number forms, escapes, integers of any width, key order); a control character left
+        unescaped inside a string is written back escaped."""
         form: dict[str, Any] = {}
         if where:
             form["where"] = where
@@ -302,7 +328,7 @@ class MixpanelClient:
         form["page_size"] = page_size
         return self._paginate_engage(form)
 
-    def _paginate_engage(self, form: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def _paginate_engage(self, form: dict[str, Any]) -> Iterator[bytes]:
         params = self._project_params(query_api=True)
         page = 0
         session_id: str | None = None
@@ -324,8 +350,9 @@ class MixpanelClient:
 
     def _engage_page(
         self, params: dict[str, Any], body: dict[str, Any], page: int
-    ) -> Generator[dict[str, Any], None, EngagePage]:
-        """Yield the profiles of one page; asked again after a break, skipping those yielded.
+    ) -> Generator[bytes, None, EngagePage]:
+        """Yield the profiles of one page (their compact JSON text); asked again after a break,
+        skipping those yielded.
         Returns what the page said (session id, page size, how many profiles it held)."""
         what = f"engage page {page}"
         state = RetryState(self.retry_policy)
@@ -339,9 +366,10 @@ class MixpanelClient:
                     seen += 1
                     if seen <= yielded:  # delivered before the page broke: never twice
                         continue
-                    if not isinstance(profile, dict):
+                    if profile[:1] != b"{":
                         raise MixpanelMalformedRecordError(
-                            f"Mixpanel {what} holds a result that is not an object: {str(profile)[:100]!r}"
+                            f"Mixpanel {what} holds a result that is not an object: "
+                            f"{profile[:100].decode('utf-8', 'replace')!r}"
                         )
                     yield profile
                     yielded += 1

@@ -129,7 +129,7 @@ def machine() -> str:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     versions = ", ".join(
         f"{p} {version(p)}"
-        for p in ("apache-airflow", "msgspec", "ijson", "requests", "urllib3", "boto3", "google-cloud-storage")
+        for p in ("apache-airflow", "msgspec", "requests", "urllib3", "boto3", "google-cloud-storage")
     )
     return (
         f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, {platform.system()} {platform.release()}, "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
@@ -16,7 +16,8 @@ from airflow_provider_mixpanel.connection import MixpanelConnectionSettings, set
 from airflow_provider_mixpanel.dates import date_range
 from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelError
 from airflow_provider_mixpanel.get_provider_info import get_provider_info
-from airflow_provider_mixpanel.jsonl import convert_lines, dumps_line
+from airflow_provider_mixpanel.jsonl import convert_lines
+from airflow_provider_mixpanel.profile_lines import profile_line, raw_profile_line
 from airflow_provider_mixpanel.records import normalize_profile
 from airflow_provider_mixpanel.retry import (
     DEFAULT_BACKOFF_BASE,
@@ -308,8 +309,10 @@ class MixpanelHook(BaseHook):
         include_all_users: bool | None = None,
         page_size: int | None = None,
     ) -> RecordStream:
-        """Like :meth:`stream_profiles`, but yield each record as the JSONL line (bytes) that the
-        operators and ``mixpanel-stream`` write."""
+        """Like :meth:`stream_profiles`, but yield each record as the JSONL line (bytes, ending in
+        ``\\n``) that the operators and ``mixpanel-stream`` write, every value byte for byte as
+        Mixpanel sent it. With ``raw=True`` the line is the engage result itself, made compact
+        (whitespace outside strings removed)."""
         return self._profile_stream(
             _ProfileQuery(
                 where=where,
@@ -326,7 +329,7 @@ class MixpanelHook(BaseHook):
 
     def _profile_stream(self, query: _ProfileQuery, *, encode: bool) -> RecordStream:
         # The client checks its arguments now; the first request waits for the first next().
-        profiles = self.client.query_profiles(
+        selectors: dict[str, Any] = dict(
             where=query.where,
             output_properties=query.output_properties,
             cohort_id=_optional_int(query.cohort_id, "cohort_id"),
@@ -335,8 +338,13 @@ class MixpanelHook(BaseHook):
             include_all_users=query.include_all_users,
             page_size=query.page_size,
         )
-        shape = (lambda p: p) if query.raw else normalize_profile
-        convert = (lambda p: dumps_line(shape(p))) if encode else shape
+        convert: Callable[[Any], Any]
+        if encode:  # JSONL straight from each result's bytes: values exactly as Mixpanel sent them
+            profiles: Iterator[Any] = self.client.query_profile_lines(**selectors)
+            convert = raw_profile_line if query.raw else profile_line
+        else:
+            profiles = self.client.query_profiles(**selectors)
+            convert = (lambda p: p) if query.raw else normalize_profile
         # convert_lines closes the pages when the stream is closed (freeing the response at once).
         return RecordStream(lambda _: convert_lines(profiles, convert, None))
 

@@ -376,6 +376,58 @@ def test_missing_session_id_stops_paging(make_server, tmp_path):
     assert len(server.engage_requests()) == 1
 
 
+# A page as Mixpanel might write it: pretty-printed, odd number forms and escapes, an integer
+# beyond 64 bits (which used to fail the whole page: "integer overflow").
+BIG_INTEGER_PAGE = (
+    b'{\n  "page": 0,\n  "page_size": 1000,\n  "results": [\n'
+    b'    {"$distinct_id": 123456789012345678901234567890,\n'
+    b'     "$properties": {"$last_seen": "2024-01-02T03:04:05", "n": 1.50, "e": 1E+2, "z": -0.0,\n'
+    b'                     "t": "caf\\u00e9 \\/ \\"q\\"", "big": -98765432109876543210987654321,\n'
+    b'                     "nested": {"$last_seen": "inner", "l": [ 1 , 2.0 ]}}},\n'
+    b'    {"$distinct_id": "u2", "$properties": {"s": "\\ud83d"}}\n'
+    b'  ],\n  "session_id": "s-1",\n  "status": "ok",\n  "total": 2\n}\n'
+)
+BIG_INTEGER_RESULTS = [
+    b'{"$distinct_id":123456789012345678901234567890,"$properties":{"$last_seen":"2024-01-02T03:04:05",'
+    b'"n":1.50,"e":1E+2,"z":-0.0,"t":"caf\\u00e9 \\/ \\"q\\"","big":-98765432109876543210987654321,'
+    b'"nested":{"$last_seen":"inner","l":[1,2.0]}}}',
+    b'{"$distinct_id":"u2","$properties":{"s":"\\ud83d"}}',
+]
+
+
+def test_an_integer_beyond_64_bits_no_longer_fails_the_page(make_server, tmp_path):
+    page = tmp_path / "page.json"
+    page.write_bytes(BIG_INTEGER_PAGE)
+    server = make_server(engage_files=[page])
+    client = client_for(server)
+    assert list(client.query_profile_lines()) == BIG_INTEGER_RESULTS
+    profiles = list(client.query_profiles())
+    assert profiles[0]["$distinct_id"] == 123456789012345678901234567890
+    assert profiles[0]["$properties"]["big"] == -98765432109876543210987654321
+    assert profiles[0]["$properties"]["t"] == 'café / "q"'
+    assert profiles[1]["$properties"]["s"] == "\ud83d"
+    assert len(server.engage_requests()) == 2, "one request per stream: 2 of the 1000 the page said is short"
+
+
+def test_profile_lines_check_their_arguments_at_once(make_server):
+    server = make_server()
+    with pytest.raises(MixpanelConfigError, match="page_size"):
+        client_for(server).query_profile_lines(page_size=0)
+    with pytest.raises(MixpanelConfigError, match="cohort_id"):
+        client_for(server).query_profiles(include_all_users=True)
+    assert server.engage_requests() == []
+
+
+def test_a_result_that_is_not_an_object_is_malformed(make_server, tmp_path):
+    page = tmp_path / "page.json"
+    page.write_bytes(b'{"page":0,"results":[{"$distinct_id":"a"},[1]],"session_id":"s"}')
+    server = make_server(engage_files=[page])
+    lines = client_for(server).query_profile_lines()
+    assert next(lines) == b'{"$distinct_id":"a"}'
+    with pytest.raises(MixpanelMalformedRecordError, match="not an object"):
+        next(lines)
+
+
 def test_profile_filters_are_sent(make_server):
     server = make_server(profiles=10)
     list(

@@ -15,6 +15,8 @@ from airflow_provider_mixpanel.errors import (
     MixpanelStreamInterruptedError,
 )
 from airflow_provider_mixpanel.hooks.mixpanel import MixpanelHook
+from airflow_provider_mixpanel.jsonl import dumps_line
+from airflow_provider_mixpanel.records import normalize_profile
 
 DAY = "2024-03-01"
 CONN = "AIRFLOW_CONN_MIXPANEL_DEFAULT"
@@ -96,6 +98,36 @@ def test_stream_profiles_normalized_and_raw(server):
     assert set(profiles[0]) == {"distinct_id", "last_seen", "properties"}
     assert set(raw[0]) == {"$distinct_id", "$properties"}
     assert profiles[0]["last_seen"] == raw[0]["$properties"]["$last_seen"]
+
+
+def test_profile_jsonl_lines_carry_values_byte_for_byte(make_server, monkeypatch, tmp_path):
+    from tests.integration.test_client import BIG_INTEGER_PAGE, BIG_INTEGER_RESULTS
+
+    page = tmp_path / "page.json"
+    page.write_bytes(BIG_INTEGER_PAGE)
+    server = make_server(engage_files=[page])
+    monkeypatch.setenv(CONN, server.connection_json())
+    hook = MixpanelHook()
+    assert list(hook.stream_profiles_jsonl(raw=True)) == [r + b"\n" for r in BIG_INTEGER_RESULTS]
+    assert list(hook.stream_profiles_jsonl()) == [
+        b'{"distinct_id":123456789012345678901234567890,"last_seen":"2024-01-02T03:04:05","properties":{'
+        b'"n":1.50,"e":1E+2,"z":-0.0,"t":"caf\\u00e9 \\/ \\"q\\"","big":-98765432109876543210987654321,'
+        b'"nested":{"$last_seen":"inner","l":[1,2.0]}}}\n',
+        b'{"distinct_id":"u2","last_seen":null,"properties":{"s":"\\ud83d"}}\n',
+    ]
+    # the Python records are what they always were
+    results = json.loads(BIG_INTEGER_PAGE)["results"]
+    assert list(hook.stream_profiles(raw=True)) == results
+    assert list(hook.stream_profiles()) == [normalize_profile(r) for r in results]
+
+
+def test_profile_jsonl_lines_of_the_synthetic_profiles(server):
+    hook = MixpanelHook()
+    raw = list(hook.stream_profiles(raw=True))
+    lines = list(hook.stream_profiles_jsonl())
+    assert len(lines) == len(raw) == 1200
+    assert [json.loads(line) for line in lines] == [json.loads(dumps_line(normalize_profile(r))) for r in raw]
+    assert b'"$name":"\\u00dcser 0"' in lines[0], "the server's escapes are kept"
 
 
 def test_profile_filters_reach_mixpanel(server):
