@@ -43,7 +43,7 @@ from airflow_provider_mixpanel.errors import (
     MixpanelStreamInterruptedError,
     error_for_status,
 )
-from airflow_provider_mixpanel.jsonl import convert_lines, loads_object, split_lines
+from airflow_provider_mixpanel.jsonl import convert_lines, loads_object, split_line_batches
 from airflow_provider_mixpanel.pacing import EXPORT_LIMITS, QUERY_LIMITS, RequestPacer, shared_pacer
 from airflow_provider_mixpanel.retry import RetryPolicy, RetryState, is_retryable
 
@@ -56,6 +56,8 @@ ENGAGE_PATH = "/api/query/engage"
 
 # Socket reads of this size keep per-chunk overhead low without holding much memory.
 READ_CHUNK_BYTES = 256 * 1024
+# A gzip read of READ_CHUNK_BYTES can inflate to 5 MB of JSON: handed over in pieces of this size.
+DECOMPRESSED_PIECE_BYTES = 64 * 1024
 # Mixpanel caps one export request's `limit` at this many events.
 MAX_EXPORT_LIMIT = 100_000
 # Error bodies are short JSON; never read more than this of one.
@@ -231,12 +233,15 @@ class MixpanelClient:
             response = self._send("GET", self.export_url, what=what, state=state, params=params)
             yielded = 0
             try:
-                for line in split_lines(_body_chunks(response)):
+                for lines in split_line_batches(_body_chunks(response)):
                     # Only a short line can be the marker: no strip() on every event line.
-                    if len(line) < TERMINATED_EARLY_MAX_LINE and line.strip() == TERMINATED_EARLY:
+                    marker = _terminated_early_at(lines) if min(map(len, lines)) < TERMINATED_EARLY_MAX_LINE else -1
+                    if marker >= 0:
+                        yield from lines[:marker]
+                        yielded += marker
                         raise _TruncatedBody("Mixpanel sent 'terminated early'")
-                    yield line
-                    yielded += 1
+                    yield from lines
+                    yielded += len(lines)
                 return
             except (_TruncatedBody, *_TRANSPORT_ERRORS) as err:
                 self._check_not_cancelled(what)
@@ -501,6 +506,14 @@ class MixpanelClient:
         )
 
 
+def _terminated_early_at(lines: list[bytes]) -> int:
+    """The index of Mixpanel's "terminated early" marker among ``lines``, or -1."""
+    for index, line in enumerate(lines):
+        if len(line) < TERMINATED_EARLY_MAX_LINE and line.strip() == TERMINATED_EARLY:
+            return index
+    return -1
+
+
 def _body_chunks(response: requests.Response) -> Iterator[bytes]:
     """The response body in chunks, gunzipped when it was sent with ``Content-Encoding: gzip``.
 
@@ -513,13 +526,17 @@ def _body_chunks(response: requests.Response) -> Iterator[bytes]:
         return
     decompressor = zlib.decompressobj(wbits=31)
     for chunk in raw_chunks:
-        data = decompressor.decompress(chunk)
-        while decompressor.eof and decompressor.unused_data:  # a further gzip member follows
-            rest = decompressor.unused_data
-            decompressor = zlib.decompressobj(wbits=31)
-            data += decompressor.decompress(rest)
-        if data:
-            yield data
+        pending = chunk
+        while pending:
+            # At most DECOMPRESSED_PIECE_BYTES at a time: each call lets go of the GIL, so a part
+            # writer thread waiting for it is not kept waiting while thousands of lines are read.
+            data = decompressor.decompress(pending, DECOMPRESSED_PIECE_BYTES)
+            pending = decompressor.unconsumed_tail
+            if decompressor.eof and decompressor.unused_data:  # a further gzip member follows
+                pending = decompressor.unused_data
+                decompressor = zlib.decompressobj(wbits=31)
+            if data:
+                yield data
     if not decompressor.eof:
         raise _TruncatedBody("the gzip body ended before its end marker (truncated)")
 

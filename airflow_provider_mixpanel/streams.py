@@ -4,42 +4,65 @@ choice of what one export line becomes (parsed, normalized, or a JSONL line)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
 
+from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
 from airflow_provider_mixpanel.event_lines import event_line_normalizer
 from airflow_provider_mixpanel.jsonl import check_object, loads_object
 from airflow_provider_mixpanel.records import normalize_event
-
-if TYPE_CHECKING:
-    from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
 
 log = logging.getLogger(__name__)
 
 
 class RecordStream(Iterator[Any]):
-    """A lazy iterator of records that counts what passed.
+    """A lazy iterator of records that counts what passed: each item of ``source`` converted.
 
+    :param source: the lines (or parsed records) to convert; closed with the stream.
+    :param convert: what one item becomes; it raises
+        :class:`~airflow_provider_mixpanel.errors.MixpanelMalformedRecordError` for a bad one.
+    :param skip_malformed: count, log and skip a malformed item instead of raising.
     :ivar records: records yielded so far.
     :ivar skipped_malformed: malformed lines skipped (only with ``skip_malformed=True``).
     """
 
-    def __init__(self, make_records: Callable[[RecordStream], Iterator[Any]]):
+    def __init__(self, source: Iterator[Any], convert: Callable[[Any], Any], *, skip_malformed: bool = False):
         self.records = 0
         self.skipped_malformed = 0
-        self._records = make_records(self)
+        self._source = source
+        self._records: Generator[Any, None, None] = self._convert(source, convert, skip_malformed)
 
-    def __iter__(self) -> RecordStream:
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        # The generator itself: a for loop resumes it directly, without a method call per record.
+        return self._records
 
     def __next__(self) -> Any:
-        record = next(self._records)
-        self.records += 1
-        return record
+        return next(self._records)
+
+    def _convert(
+        self, source: Iterator[Any], convert: Callable[[Any], Any], skip_malformed: bool
+    ) -> Generator[Any, None, None]:
+        try:
+            for item in source:
+                try:
+                    record = convert(item)
+                except MixpanelMalformedRecordError as err:
+                    if not skip_malformed:
+                        raise
+                    self.skip_malformed(item, err)
+                    continue
+                self.records += 1
+                yield record
+        finally:
+            self._close_source()
 
     def close(self) -> None:
         """Stop the stream early and release its HTTP connection."""
-        close = getattr(self._records, "close", None)
+        self._records.close()
+        self._close_source()  # a stream never started has not entered the generator's finally
+
+    def _close_source(self) -> None:
+        close = getattr(self._source, "close", None)
         if close is not None:
             close()
 

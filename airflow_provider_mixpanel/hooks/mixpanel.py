@@ -16,7 +16,6 @@ from airflow_provider_mixpanel.connection import MixpanelConnectionSettings, set
 from airflow_provider_mixpanel.dates import date_range
 from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelError
 from airflow_provider_mixpanel.get_provider_info import get_provider_info
-from airflow_provider_mixpanel.jsonl import convert_lines
 from airflow_provider_mixpanel.profile_lines import profile_line, raw_profile_line
 from airflow_provider_mixpanel.records import normalize_profile
 from airflow_provider_mixpanel.retry import (
@@ -251,13 +250,10 @@ class MixpanelHook(BaseHook):
         timezone = self.settings.project_timezone
         convert = event_converter(raw=query.raw, encode=encode, time_in_ms=query.time_in_ms, timezone=timezone)
 
-        def records(stream: RecordStream) -> Iterator[Any]:
-            lines = client.export_lines(
-                first, last, events=names, where=query.where, limit=query.limit, time_in_ms=query.time_in_ms
-            )
-            return convert_lines(lines, convert, stream.skip_malformed if query.skip_malformed else None)
-
-        return RecordStream(records)
+        lines = client.export_lines(
+            first, last, events=names, where=query.where, limit=query.limit, time_in_ms=query.time_in_ms
+        )  # lazy: the request waits for the first next()
+        return RecordStream(lines, convert, skip_malformed=query.skip_malformed)
 
     def stream_profiles(
         self,
@@ -345,8 +341,8 @@ class MixpanelHook(BaseHook):
         else:
             profiles = self.client.query_profiles(**selectors)
             convert = (lambda p: p) if query.raw else normalize_profile
-        # convert_lines closes the pages when the stream is closed (freeing the response at once).
-        return RecordStream(lambda _: convert_lines(profiles, convert, None))
+        # Closing the stream closes the pages (freeing the response at once).
+        return RecordStream(profiles, convert)
 
     # ------------------------------------------------------------ test_connection
 

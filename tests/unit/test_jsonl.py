@@ -129,3 +129,11 @@ def test_unescaped_control_characters_are_read_and_written_back_escaped():
     record = loads_object(line)
     assert record["event"] == "a\x01b"
     assert dumps_line(record) == b'{"event":"a\\u0001b","properties":{"note":"x\\u001fy\\ttab"}}\n'
+
+
+def test_line_batches_are_the_lines_each_chunk_completes():
+    from airflow_provider_mixpanel.jsonl import split_line_batches
+
+    chunks = [b"a\nb", b"c\n\nd\n", b"", b"e", b"f"]
+    assert list(split_line_batches(chunks)) == [[b"a"], [b"bc", b"d"], [b"ef"]]
+    assert [line for batch in split_line_batches(chunks) for line in batch] == list(split_lines(chunks))
