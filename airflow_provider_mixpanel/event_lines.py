@@ -5,13 +5,14 @@ byte (``1.50`` stays ``1.50``, ``\\u00e9`` stays escaped, nested objects keep th
 key order is kept); only ``event_name``, ``event_time``, ``distinct_id`` and ``insert_id`` are
 produced here.
 
-Three roads give the same record, the first that applies:
+Three roads give the same values, the first that applies:
 
 1. **Splice** (Mixpanel's own layout, nearly every line): the export writes compact JSON that
    starts ``{"event":…,"properties":{"time":…,"distinct_id":…,`` and holds ``$insert_id`` among the
    flat members before any nested value. One msgspec decode into a small struct checks the whole
    line and reads those values; the line's own bytes then show they stand exactly there, and the
-   record is the line with the three members cut out: no property is parsed or re-encoded.
+   record is the line with the three members cut out: no property is parsed or re-encoded, so
+   names keep their spelling too and a name sent twice stays twice.
 2. **Members** (any other order or spacing): msgspec reads the properties as
    ``dict[str, Raw]``: each value's bytes are sliced out, never built into Python objects;
    property names are written back as compact UTF-8 JSON strings.
