@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import random
 
 import pytest
 
@@ -54,3 +55,19 @@ def test_a_body_cut_short_is_detected():
 
 def test_a_plain_body_passes_as_it_came():
     assert b"".join(_body_chunks(Response(b"a\nb\n", encoding=""))) == b"a\nb\n"
+
+
+def test_any_read_size_gives_the_whole_body():
+    rng = random.Random(12)
+    for _ in range(40):
+        unit = rng.randbytes(rng.randrange(1, 50))
+        body = unit * rng.randrange(1_000, 20_000) + rng.randbytes(rng.randrange(3_000))  # long matches
+        compressed = gzip.compress(body)
+        for size in (1, 64, rng.randrange(1, 5_000)):
+            response = Response(compressed)
+            response.raw.stream = (
+                lambda _, decode_content, size=size, data=compressed: (  # type: ignore[method-assign]
+                    data[start : start + size] for start in range(0, len(data), size)
+                )
+            )
+            assert b"".join(_body_chunks(response)) == body
