@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from airflow_provider_mixpanel import __version__
+from airflow_provider_mixpanel.schemas import OUTPUT_FORMATS
 
 PROG = "mixpanel-stream"
 # Output is flushed at least this often (seconds), so `| jq` sees a slow stream as it comes.
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--format",
         dest="output_format",
-        choices=("jsonl", "parquet"),
+        choices=OUTPUT_FORMATS,
         default="jsonl",
         help="jsonl (default) or parquet (zstd; needs the parquet extra and --output)",
     )

@@ -41,20 +41,20 @@ def check_compression(compression: str | None, level: int | None, *, where: str 
         compression = None
     if compression not in COMPRESSIONS:
         raise MixpanelConfigError(f"{where}compression={compression!r}: use 'gzip', 'zstd' or None.")
-    if level is not None:
-        limits = LEVEL_RANGES.get(compression or "")
-        if (
-            limits is None
-            or isinstance(level, bool)
-            or not isinstance(level, int)
-            or not limits[0] <= level <= limits[1]
-        ):
-            raise MixpanelConfigError(
-                f"{where}compression_level={level!r} does not fit compression={compression!r}"
-                + (f": use {limits[0]} to {limits[1]}." if limits else ": leave it None.")
-            )
+    _check_level(level, LEVEL_RANGES.get(compression or ""), f"compression={compression!r}", where)
     Compressor(compression, level)  # e.g. zstd without its extra installed
     return compression
+
+
+def _check_level(level: int | None, limits: tuple[int, int] | None, compression: str, where: str) -> None:
+    """A compression level is None, or an int within ``limits`` (``None``: the codec takes none)."""
+    if level is None:
+        return
+    if limits is None or isinstance(level, bool) or not isinstance(level, int) or not limits[0] <= level <= limits[1]:
+        raise MixpanelConfigError(
+            f"{where}compression_level={level!r} does not fit {compression}"
+            + (f": use {limits[0]} to {limits[1]}." if limits else ": leave it None.")
+        )
 
 
 class Compressor:
@@ -117,13 +117,8 @@ def check_parquet_compression(compression: str | None, level: int | None, *, whe
         )
     if compression not in PARQUET_COMPRESSIONS:
         raise MixpanelConfigError(f"{where}compression={compression!r}: Parquet takes 'zstd', 'snappy' or None.")
-    if level is not None:
-        low, high = LEVEL_RANGES["zstd"]
-        if compression != "zstd" or isinstance(level, bool) or not isinstance(level, int) or not low <= level <= high:
-            raise MixpanelConfigError(
-                f"{where}compression_level={level!r} does not fit Parquet's compression={compression!r}"
-                + (f": use {low} to {high}." if compression == "zstd" else ": leave it None.")
-            )
+    limits = LEVEL_RANGES["zstd"] if compression == "zstd" else None
+    _check_level(level, limits, f"Parquet's compression={compression!r}", where)
     if importlib.util.find_spec("pyarrow") is None:
         raise MixpanelConfigError(f"{where}Parquet output needs pyarrow: {PARQUET_EXTRA_HINT}.")
     return compression

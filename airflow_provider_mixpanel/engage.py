@@ -40,6 +40,7 @@ from typing import Any
 import msgspec
 
 from airflow_provider_mixpanel.errors import MixpanelServerError
+from airflow_provider_mixpanel.jsonl import loads_value, preview
 
 # Containers nested up to this deep are skipped by one regular-expression call; deeper ones are
 # walked bracket by bracket (Mixpanel profiles nest 3 to 4 deep: result, $properties, a list...).
@@ -87,7 +88,6 @@ _CONTROL = re.compile(rb"[\x00-\x1f]")
 _CONTROL_ESCAPES = {i: json.dumps(chr(i)).encode("ascii")[1:-1] for i in range(0x20)}
 
 _format = msgspec.json.format
-_decoder = msgspec.json.Decoder()
 _results = msgspec.json.Decoder(list[msgspec.Raw])
 # Where a result probably starts: Mixpanel writes "$distinct_id" first. Only a guess of where to cut
 # a run of results; msgspec proves it right, else the scanner finds each end itself.
@@ -95,6 +95,8 @@ _RESULT_START = b'"$distinct_id"'
 _WHITESPACE_BYTES = b" \t\n\r"
 # A partial result this long is carried into the next chunk for a run; a longer one is scanned.
 MAX_CARRIED_BYTES = 1024 * 1024
+# How much of the body an error message shows.
+PREVIEW_BYTES = 40
 
 
 class _NotJson(Exception):
@@ -321,7 +323,7 @@ class EngagePageReader(Iterator[bytes]):
         return b"".join(pieces)
 
     def _preview(self, offset: int = 0) -> str:
-        return _preview(self._buffer[max(0, self._pos + offset) :])
+        return preview(self._buffer[max(0, self._pos + offset) :], PREVIEW_BYTES)
 
 
 def read_engage_page(chunks: Iterable[bytes], *, what: str) -> EngagePageReader:
@@ -454,14 +456,14 @@ def compact(text: bytes) -> bytes:
     except msgspec.DecodeError:
         return _compact_leniently(text)
     if not (result.isascii() or _is_utf8(result)):
-        raise _NotJson(f"not UTF-8: {_preview(result)}")
+        raise _NotJson(f"not UTF-8: {preview(result, PREVIEW_BYTES)}")
     return result
 
 
 def _compact_leniently(text: bytes) -> bytes:
     """What msgspec refuses but JSON readers take: a lone surrogate escape, a raw control character."""
     try:
-        json.loads(text.decode("utf-8"), strict=False, parse_constant=_refuse_constant)
+        loads_value(text)
     except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
         raise _NotJson(str(err)) from None
     return _STRING_OR_WHITESPACE.sub(_compact_token, text)
@@ -478,20 +480,9 @@ def _escape_control(match: re.Match[bytes]) -> bytes:
     return _CONTROL_ESCAPES[match.group()[0]]
 
 
-def _preview(text: bytes) -> str:
-    return repr(text[:40].decode("utf-8", "replace"))
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _decode(text: bytes) -> Any:
     """One scalar of the envelope (or a member name) as Python."""
     try:
-        return _decoder.decode(text)
-    except msgspec.DecodeError:
-        try:
-            return json.loads(text.decode("utf-8"), strict=False, parse_constant=_refuse_constant)
-        except ValueError as err:
-            raise _NotJson(str(err)) from None
+        return loads_value(text)
+    except ValueError as err:
+        raise _NotJson(str(err)) from None

@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import tzinfo
 from typing import Any
 
 import msgspec
 
 from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
 from airflow_provider_mixpanel.jsonl import loads_object
-from airflow_provider_mixpanel.records import deterministic_insert_id, event_time_text_cache
+from airflow_provider_mixpanel.records import deterministic_insert_id, event_time_text_cache, utc_time_texts
 
 # A value that never matches a line's bytes: a member absent from the line fails the splice check.
 _ABSENT = msgspec.Raw(b"")
@@ -68,14 +68,6 @@ _NULL_LITERALS = (b"null", b"")
 # The stdlib reads what msgspec refuses; raw_decode gives each value's end, so its text is kept.
 _lenient = json.JSONDecoder(strict=False)
 _WHITESPACE = " \t\n\r"
-_SECONDS_PER_DAY = 86_400
-# Whole seconds from 1970 through 9999-12-31, where datetime ends; others take the general road.
-_MAX_SECONDS = 253_402_300_800
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Times whose text is kept (about 2 MB at most); the table restarts when full.
-_RECENT_TIMES = 20_000
-# Dates whose text is kept: a long backfill restarts the table now and then.
-_DAYS_KEPT = 4096
 
 
 def event_line_normalizer(
@@ -90,7 +82,7 @@ def event_line_normalizer(
     if project_timezone is not None:
         return general  # wall-clock times need the zone's rules: the cached general conversion
     # A busy project sends many events per second: their text is read from recent_times.
-    recent_times, time_text_of = _event_time_texts(time_in_ms=time_in_ms)
+    recent_times, time_text_of = utc_time_texts(time_in_ms=time_in_ms)
 
     def normalize(line: bytes) -> bytes:
         try:
@@ -153,42 +145,6 @@ def event_line_normalizer(
         )
 
     return normalize
-
-
-def _event_time_texts(*, time_in_ms: bool) -> tuple[dict[int, bytes | None], Callable[[int], bytes | None]]:
-    """``event_time`` texts of whole-number ``time`` values in UTC, as ``datetime.isoformat()``
-    writes them, by arithmetic (the date once per day, the clock from a table of the day's
-    seconds): the table of recent texts, to read first, and the function that fills it. ``None``
-    for a time before 1970 or past ``datetime``'s range: the general road (or its error) then."""
-    recent: dict[int, bytes | None] = {}
-    days: dict[int, bytes] = {}
-    clocks: list[bytes | None] = [None] * _SECONDS_PER_DAY
-
-    def text_of(moment: int) -> bytes | None:
-        if len(recent) >= _RECENT_TIMES:
-            recent.clear()
-        seconds, fraction = moment, b""
-        if time_in_ms:
-            seconds, milliseconds = divmod(moment, 1000)
-            if milliseconds:
-                fraction = b".%03d000" % milliseconds
-        if not 0 <= seconds < _MAX_SECONDS:
-            recent[moment] = None
-            return None
-        day, second = divmod(seconds, _SECONDS_PER_DAY)
-        clock = clocks[second]
-        if clock is None:
-            hour, rest = divmod(second, 3600)
-            clock = clocks[second] = b"T%02d:%02d:%02d" % (hour, *divmod(rest, 60))
-        date_text = days.get(day)
-        if date_text is None:
-            if len(days) >= _DAYS_KEPT:
-                days.clear()
-            date_text = days[day] = (_EPOCH + timedelta(days=day)).date().isoformat().encode()
-        text = recent[moment] = date_text + clock + fraction + b"+00:00"
-        return text
-
-    return recent, text_of
 
 
 def _general_normalizer(event_time_text: Callable[..., str]) -> Callable[[bytes], bytes]:

@@ -14,9 +14,9 @@ line; ``datetime`` values are written as ISO-8601 (``2020-10-13T17:48:31+00:00``
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -87,25 +87,34 @@ def _default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+def loads_value(text: bytes) -> Any:
+    """Parse one JSON value (UTF-8 bytes).
+
+    msgspec rejects lone UTF-16 surrogates (``\\ud83d``), which JavaScript clients can send, and
+    control characters left unescaped inside strings; the standard library reads both. It reads
+    UTF-8 only (given bytes it would guess UTF-16 too) and refuses NaN and Infinity, which are
+    not JSON.
+
+    :raises ValueError: the text is not JSON in UTF-8.
+    """
+    try:
+        return _decoder.decode(text)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return json.loads(text.decode("utf-8"), strict=False, parse_constant=_refuse_constant)
+
+
 def loads_object(line: bytes) -> dict[str, Any]:
     """Parse one JSONL line that must hold a JSON object.
 
     :raises MixpanelMalformedRecordError: the line is not valid UTF-8 JSON, or not an object.
     """
     try:
-        value = _decoder.decode(line)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        # msgspec rejects lone UTF-16 surrogates (\ud83d), which JavaScript clients can send, and
-        # control characters left unescaped inside strings; the standard library reads both. It
-        # reads UTF-8 only (given bytes it would guess UTF-16 too) and refuses NaN and Infinity,
-        # which are not JSON.
-        try:
-            value = json.loads(line.decode("utf-8"), strict=False, parse_constant=_refuse_constant)
-        except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
-            raise MixpanelMalformedRecordError(f"Line is not valid JSON ({err}): {_preview(line)}") from None
+        value = loads_value(line)
+    except ValueError as err:
+        raise MixpanelMalformedRecordError(f"Line is not valid JSON ({err}): {preview(line)}") from None
     if not isinstance(value, dict):
         raise MixpanelMalformedRecordError(
-            f"Line is JSON but not an object (got {type(value).__name__}): {_preview(line)}"
+            f"Line is JSON but not an object (got {type(value).__name__}): {preview(line)}"
         )
     return value
 
@@ -125,21 +134,33 @@ def check_object(line: bytes) -> None:
 _Item = TypeVar("_Item")
 
 
+class Tally(Protocol):
+    """What counts the records :func:`convert_lines` hands out."""
+
+    records: int
+
+
 def convert_lines(
     lines: Iterator[_Item],
     convert: Callable[[_Item], Any],
     on_malformed: Callable[[_Item, MixpanelMalformedRecordError], None] | None,
-) -> Iterator[Any]:
+    tally: Tally | None = None,
+) -> Generator[Any, None, None]:
     """``convert`` each line (or parsed record). A line it finds malformed is passed to ``on_malformed`` and skipped,
-    or, without ``on_malformed``, raises. Closing the result closes ``lines``."""
+    or, without ``on_malformed``, raises. ``tally.records`` counts what was handed out. Closing the
+    result closes ``lines``."""
     try:
         for line in lines:
             try:
-                yield convert(line)
+                record = convert(line)
             except MixpanelMalformedRecordError as err:
                 if on_malformed is None:
                     raise
                 on_malformed(line, err)
+                continue
+            if tally is not None:
+                tally.records += 1
+            yield record
     finally:
         close = getattr(lines, "close", None)
         if close is not None:
@@ -150,6 +171,7 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-def _preview(line: bytes, limit: int = 100) -> str:
+def preview(line: bytes, limit: int = 100) -> str:
+    """The start of a line, for an error message."""
     text = line[:limit].decode("utf-8", errors="replace")
     return repr(text + ("..." if len(line) > limit else ""))

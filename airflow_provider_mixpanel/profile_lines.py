@@ -24,7 +24,6 @@ containers nested deeper than that one match goes before it.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -32,9 +31,9 @@ import msgspec
 
 from airflow_provider_mixpanel.engage import STRING, members_until, value_end
 from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
+from airflow_provider_mixpanel.jsonl import loads_value, preview
 
 _result = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_value = msgspec.json.Decoder()
 _LAST_SEEN = b'"$last_seen":'
 _COMMA, _OPEN_BRACE, _QUOTE = b',{"'
 _EMPTY_STRING = msgspec.Raw(b'""')
@@ -114,7 +113,7 @@ def _profile_line_slowly(result: bytes) -> bytes:
 def _members(text: bytes, what: str) -> list[tuple[bytes, bytes]]:
     """(name text, value text) of each member of the compact JSON object ``text``, in order."""
     if text[:1] != b"{":
-        raise MixpanelMalformedRecordError(f"{what} is not a JSON object: {_preview(text)}")
+        raise MixpanelMalformedRecordError(f"{what} is not a JSON object: {preview(text)}")
     members: list[tuple[bytes, bytes]] = []
     pos = 1
     if text[pos : pos + 1] == b"}":
@@ -136,26 +135,19 @@ def _members(text: bytes, what: str) -> list[tuple[bytes, bytes]]:
                 raise ValueError("',' or '}' was expected")
             pos = end + 1
     except (ValueError, IndexError) as err:
-        raise MixpanelMalformedRecordError(f"{what} is not compact JSON ({err}): {_preview(text)}") from None
+        raise MixpanelMalformedRecordError(f"{what} is not compact JSON ({err}): {preview(text)}") from None
 
 
 def _no_properties(text: bytes) -> bytes:
     """``{}`` for ``$properties`` that are empty without being an object (``null``, ``[]``...), as
     ``normalize_profile`` reads them."""
     if _decode(text):
-        raise MixpanelMalformedRecordError(f"A profile's $properties is not a JSON object: {_preview(text)}")
+        raise MixpanelMalformedRecordError(f"A profile's $properties is not a JSON object: {preview(text)}")
     return b"{}"
 
 
 def _decode(text: bytes) -> Any:
     try:
-        return _value.decode(text)
-    except msgspec.DecodeError:  # a lone surrogate escape: the standard library reads it
-        try:
-            return json.loads(text.decode("utf-8"), strict=False)
-        except ValueError as err:
-            raise MixpanelMalformedRecordError(f"Profile JSON is malformed ({err}): {_preview(text)}") from None
-
-
-def _preview(text: bytes, limit: int = 100) -> str:
-    return repr(text[:limit].decode("utf-8", "replace") + ("..." if len(text) > limit else ""))
+        return loads_value(text)
+    except ValueError as err:
+        raise MixpanelMalformedRecordError(f"Profile JSON is malformed ({err}): {preview(text)}") from None

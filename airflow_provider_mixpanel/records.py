@@ -30,6 +30,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ISO_CACHE_SIZE = 200_000
 # 9999-12-31T23:59:59Z + 1 s, where datetime ends.
 _MAX_TIMESTAMP = 253_402_300_800
+_SECONDS_PER_DAY = 86_400
+# Times whose text utc_time_texts keeps (about 2 MB at most); the table restarts when full.
+_RECENT_TIMES = 20_000
+# Dates whose text is kept: a long backfill restarts the table now and then.
+_DAYS_KEPT = 4096
 
 
 def normalize_event(
@@ -59,22 +64,14 @@ def event_time_text_cache(
     the hot path. Call it with the ``time`` value and a function giving the event's name (only
     read for the error message of a bad time)."""
     cache: dict[Any, str] = {}
-    days: dict[int, str] = {}
-    plain_seconds = not time_in_ms and project_timezone is None
+    utc = project_timezone is None
+    recent, text_of = utc_time_texts(time_in_ms=time_in_ms)
 
     def iso(value: Any, event_name: Callable[[], Any]) -> str:
-        if plain_seconds and type(value) is int and 0 <= value < _MAX_TIMESTAMP:
-            # Whole UTC seconds, the common case: the date text once per day, the clock by arithmetic
-            # (exactly what datetime.isoformat() writes, at a fraction of the cost).
-            day, second = divmod(value, 86_400)
-            prefix = days.get(day)
-            if prefix is None:
-                if len(days) >= _ISO_CACHE_SIZE:
-                    days.clear()
-                prefix = days[day] = (_EPOCH + timedelta(days=day)).date().isoformat()
-            hour, second = divmod(second, 3600)
-            minute, second = divmod(second, 60)
-            return f"{prefix}T{hour:02d}:{minute:02d}:{second:02d}+00:00"
+        if utc and type(value) is int:  # the common case: by arithmetic, no datetime
+            utc_text = recent.get(value) or text_of(value)
+            if utc_text is not None:
+                return utc_text.decode("ascii")
         try:
             # true == 1 as a key: a bool must not find the text of 1 (_event_time refuses it)
             text = cache.get(value) if type(value) is not bool else None
@@ -89,6 +86,42 @@ def event_time_text_cache(
         return text
 
     return iso
+
+
+def utc_time_texts(*, time_in_ms: bool) -> tuple[dict[int, bytes | None], Callable[[int], bytes | None]]:
+    """``event_time`` texts of whole-number ``time`` values in UTC, as ``datetime.isoformat()``
+    writes them, by arithmetic (the date once per day, the clock from a table of the day's
+    seconds): the table of recent texts, to read first, and the function that fills it. ``None``
+    for a time before 1970 or past ``datetime``'s range."""
+    recent: dict[int, bytes | None] = {}
+    days: dict[int, bytes] = {}
+    clocks: list[bytes | None] = [None] * _SECONDS_PER_DAY
+
+    def text_of(moment: int) -> bytes | None:
+        if len(recent) >= _RECENT_TIMES:
+            recent.clear()
+        seconds, fraction = moment, b""
+        if time_in_ms:
+            seconds, milliseconds = divmod(moment, 1000)
+            if milliseconds:
+                fraction = b".%03d000" % milliseconds
+        if not 0 <= seconds < _MAX_TIMESTAMP:
+            recent[moment] = None
+            return None
+        day, second = divmod(seconds, _SECONDS_PER_DAY)
+        clock = clocks[second]
+        if clock is None:
+            hour, rest = divmod(second, 3600)
+            clock = clocks[second] = b"T%02d:%02d:%02d" % (hour, *divmod(rest, 60))
+        date_text = days.get(day)
+        if date_text is None:
+            if len(days) >= _DAYS_KEPT:
+                days.clear()
+            date_text = days[day] = (_EPOCH + timedelta(days=day)).date().isoformat().encode()
+        text = recent[moment] = date_text + clock + fraction + b"+00:00"
+        return text
+
+    return recent, text_of
 
 
 def _normalize_event(record: dict[str, Any], event_time: Callable[[Any, dict[str, Any]], Any]) -> dict[str, Any]:

@@ -4,13 +4,15 @@ choice of what one export line becomes (parsed, normalized, or a JSONL line)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Generator, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
 from airflow_provider_mixpanel.event_lines import event_line_normalizer
-from airflow_provider_mixpanel.jsonl import check_object, loads_object
+from airflow_provider_mixpanel.jsonl import check_object, convert_lines, loads_object
 from airflow_provider_mixpanel.records import normalize_event
+
+if TYPE_CHECKING:
+    from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,8 @@ class RecordStream(Iterator[Any]):
         self.records = 0
         self.skipped_malformed = 0
         self._source = source
-        self._records: Generator[Any, None, None] = self._convert(source, convert, skip_malformed)
+        on_malformed = self.skip_malformed if skip_malformed else None
+        self._records = convert_lines(source, convert, on_malformed, self)
 
     def __iter__(self) -> Iterator[Any]:
         # The generator itself: a for loop resumes it directly, without a method call per record.
@@ -39,31 +42,11 @@ class RecordStream(Iterator[Any]):
     def __next__(self) -> Any:
         return next(self._records)
 
-    def _convert(
-        self, source: Iterator[Any], convert: Callable[[Any], Any], skip_malformed: bool
-    ) -> Generator[Any, None, None]:
-        try:
-            for item in source:
-                try:
-                    record = convert(item)
-                except MixpanelMalformedRecordError as err:
-                    if not skip_malformed:
-                        raise
-                    self.skip_malformed(item, err)
-                    continue
-                self.records += 1
-                yield record
-        finally:
-            self._close_source()
-
     def close(self) -> None:
         """Stop the stream early and release its HTTP connection."""
         self._records.close()
-        self._close_source()  # a stream never started has not entered the generator's finally
-
-    def _close_source(self) -> None:
-        close = getattr(self._source, "close", None)
-        if close is not None:
+        close = getattr(self._source, "close", None)  # a stream never started has not entered
+        if close is not None:  # the generator's finally, which closes it
             close()
 
     def skip_malformed(self, line: bytes, error: MixpanelMalformedRecordError) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from airflow_provider_mixpanel.errors import MixpanelConfigError
 from airflow_provider_mixpanel.schemas import OUTPUT_FORMATS
 from airflow_provider_mixpanel.transfers.manifest import MANIFEST_FILENAME, manifest_folder, manifest_name
-from airflow_provider_mixpanel.transfers.storage import PART_PLACEHOLDER, WINDOW_PLACEHOLDER, with_part
+from airflow_provider_mixpanel.transfers.storage import PART_PLACEHOLDER, WINDOW_PLACEHOLDER, part_name, with_part
 from airflow_provider_mixpanel.transfers.windows import HOURS_PER_DAY
 
 STREAMS = ("events", "profiles")
@@ -194,7 +194,7 @@ def check_manifest_folders(templates: list[str], argument: str, *, where: str = 
                 f"spread over several folders and its {MANIFEST_FILENAME} could list none of them: put "
                 f"{PART_PLACEHOLDER} in the file name, e.g. {WINDOW_EXAMPLE!r}, or pass write_manifest=False."
             )
-        if template.rpartition("/")[2].replace(PART_PLACEHOLDER, "00000") == MANIFEST_FILENAME:
+        if part_name(template.rpartition("/")[2], 0) == MANIFEST_FILENAME:
             raise MixpanelConfigError(
                 f"{where}{argument}={template!r} names the parts like the window's manifest: choose another name."
             )

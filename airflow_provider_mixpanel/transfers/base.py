@@ -431,13 +431,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
     def _write_schema_object(self, store: ObjectStore, name: str) -> str:
         """Write the BigQuery JSON schema of the records, as ``BaseSQLToGCSOperator``'s ``schema_filename`` does."""
         schema = bigquery_schema(self.stream, raw=self.raw, output_format=self.output_format)
-        upload = store.open(name, "application/json")
-        try:
-            upload.write(json.dumps(schema, indent=2).encode())
-        except BaseException:
-            upload.abort()
-            raise
-        upload.commit()
+        store.put(name, json.dumps(schema, indent=2).encode(), "application/json")
         log.info("Wrote the BigQuery schema of the records to %s", store.uri(name))
         return store.uri(name)
 

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
 from airflow_provider_mixpanel.schemas import JSON, TEXT, TIMESTAMP, Column
+from airflow_provider_mixpanel.transfers.parts import BATCH_BYTES
 
 # JSONL bytes gathered into one row group. The row group's columns are held in memory until it is
 # written (about as many bytes as its JSONL), so this bounds the encoder's memory; ~37,000 normalized
@@ -283,17 +284,16 @@ class ParquetLines:
     :param columns: the record format's columns.
     """
 
-    def __init__(self, file: Any, columns: Sequence[Column], *, batch_bytes: int = 256 * 1024):
+    def __init__(self, file: Any, columns: Sequence[Column]):
         self._file = file
         self._encoder = ParquetEncoder(columns)
         self._batch: list[bytes] = []
         self._size = 0
-        self._batch_bytes = batch_bytes
 
     def write(self, line: bytes) -> None:
         self._batch.append(line)
         self._size += len(line)
-        if self._size >= self._batch_bytes:
+        if self._size >= BATCH_BYTES:
             self._write_batch()
 
     def flush(self) -> None:

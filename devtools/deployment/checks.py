@@ -15,7 +15,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-MANIFEST = "_manifest.json"
+from airflow_provider_mixpanel.transfers.manifest import MANIFEST_FILENAME
+
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -131,7 +132,7 @@ def records(body: bytes) -> Iterator[dict[str, Any]]:
 
 
 def is_part(name: str) -> bool:
-    return PurePosixPath(name).name != MANIFEST
+    return PurePosixPath(name).name != MANIFEST_FILENAME
 
 
 def folder(name: str) -> str:
@@ -165,6 +166,7 @@ class Contents:
     ids: dict[Any, list[str]] = field(default_factory=lambda: defaultdict(list))
     per_object: dict[str, int] = field(default_factory=dict)
     objects: dict[str, StoredObject] = field(default_factory=dict)
+    manifests: list[StoredObject] = field(default_factory=list)  # from the same listing
 
 
 def read_contents(
@@ -173,6 +175,7 @@ def read_contents(
     contents = Contents()
     for obj in bucket.objects(prefix):
         if not is_part(obj.name):
+            contents.manifests.append(obj)
             continue
         contents.objects[obj.name] = obj
         count = 0
@@ -214,11 +217,11 @@ def compare_ids(found: list[str], expected: Iterable[str]) -> str | None:
 # ---------------------------------------------------------------- manifests
 
 
-def check_manifests(bucket: Bucket, contents: Contents, prefix: str) -> tuple[int, list[str]]:
+def check_manifests(bucket: Bucket, contents: Contents) -> tuple[int, list[str]]:
     """Each ``_manifest.json`` against the parts beside it: every listed part exists with its size
     and record count, and every part in its folder is listed. Returns (manifests, problems)."""
     problems: list[str] = []
-    manifests = [obj for obj in bucket.objects(prefix) if not is_part(obj.name)]
+    manifests = contents.manifests
     for manifest_object in manifests:
         where = bucket.uri(manifest_object.name)
         try:

@@ -95,15 +95,6 @@ class Services:
         self.started.append(service)
         return service
 
-    def get(self, name: str) -> Service:
-        for service in self.started:
-            if service.name == name:
-                return service
-        raise KeyError(name)
-
-    def stop(self, service: Service, timeout: float = 20) -> None:
-        self.stop_many([service], timeout)
-
     def stop_many(self, services: list[Service], timeout: float = 20) -> None:
         """SIGTERM to each service's process group, all at once; after ``timeout`` seconds SIGKILL
         to whatever is left of them and of every process they started (whatever its group)."""

@@ -309,7 +309,7 @@ def check_manifests(world: World, contents: dict[str, checks.Contents]) -> None:
     _, _, _, s3, gcs = world.need()
     total, problems = 0, []
     for bucket in (s3, gcs):
-        count, found = checks.check_manifests(bucket, contents[bucket.scheme], "")
+        count, found = checks.check_manifests(bucket, contents[bucket.scheme])
         total += count
         problems += found
     if total == 0:
