@@ -31,7 +31,7 @@ from typing import Any
 import msgspec
 
 from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
-from airflow_provider_mixpanel.jsonl import loads_object
+from airflow_provider_mixpanel.jsonl import lenient_members, loads_object
 from airflow_provider_mixpanel.records import deterministic_insert_id, event_time_text_cache, utc_time_texts
 
 # A value that never matches a line's bytes: a member absent from the line fails the splice check.
@@ -65,9 +65,6 @@ _COMMA, _CLOSING_BRACE = b",}"
 # msgspec raises UnicodeDecodeError, not DecodeError, for a string that is not UTF-8.
 _UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError)
 _NULL_LITERALS = (b"null", b"")
-# The stdlib reads what msgspec refuses; raw_decode gives each value's end, so its text is kept.
-_lenient = json.JSONDecoder(strict=False)
-_WHITESPACE = " \t\n\r"
 
 
 def event_line_normalizer(
@@ -223,47 +220,14 @@ def _dump(value: Any) -> str:
 
 def _object_start(text: str, name: str) -> int | None:
     """Where the value of top-level member ``name`` starts, if it is an object."""
-    for member, value_text, start in _members(text, 0):
+    for member, value_text, start in lenient_members(text):
         if member == name:
             return start if value_text.startswith("{") else None
     return None
 
 
 def _member_texts(text: str, start: int | None) -> list[tuple[str, str]]:
-    """(name, value text) of each member of the object at ``start``; a value holding a raw
-    control character is written back escaped, since JSON requires it."""
+    """(name, value text) of each member of the object at ``start`` (none without one)."""
     if start is None:
         return []
-    texts = []
-    for name, value_text, _ in _members(text, start):
-        if any(ord(c) < 0x20 for c in value_text):
-            value_text = json.dumps(_lenient.decode(value_text), ensure_ascii=True, separators=(",", ":"))
-        texts.append((name, value_text))
-    return texts
-
-
-def _members(text: str, start: int) -> list[tuple[str, str, int]]:
-    """(name, value text, value start) of each member of the JSON object at ``start``."""
-    members: list[tuple[str, str, int]] = []
-    index = _skip(text, start)
-    if text[index] != "{":
-        return members
-    index = _skip(text, index + 1)
-    if text[index] == "}":
-        return members
-    while True:
-        name, index = _lenient.raw_decode(text, index)
-        index = _skip(text, index)
-        index = _skip(text, index + 1)  # the ':'
-        _, end = _lenient.raw_decode(text, index)
-        members.append((name, text[index:end], index))
-        index = _skip(text, end)
-        if text[index] == "}":
-            return members
-        index = _skip(text, index + 1)  # the ','
-
-
-def _skip(text: str, index: int) -> int:
-    while text[index] in _WHITESPACE:
-        index += 1
-    return index
+    return [(name, value_text) for name, value_text, _ in lenient_members(text, start)]

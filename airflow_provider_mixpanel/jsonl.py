@@ -62,6 +62,9 @@ def split_line_batches(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
 # library and, unlike orjson, keeps integers beyond 64 bits exact (benchmarks/RESULTS.md).
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
+# Reads what msgspec refuses; raw_decode gives each value's end, so its text is kept.
+_lenient = json.JSONDecoder(strict=False)
+_WHITESPACE = " \t\n\r"
 # Checks that a line is one well-formed JSON object without building it (about 4x faster).
 _object_checker = msgspec.json.Decoder(type=dict[str, msgspec.Raw])
 
@@ -117,6 +120,41 @@ def loads_object(line: bytes) -> dict[str, Any]:
             f"Line is JSON but not an object (got {type(value).__name__}): {preview(line)}"
         )
     return value
+
+
+def lenient_members(text: str, start: int = 0) -> list[tuple[str, str, int]]:
+    """(name, value text, where the value starts) of each member of the JSON object at
+    ``text[start]``, read by the standard library, which takes what msgspec refuses (a lone
+    surrogate escape, a raw control character); each value keeps its text, except that a value
+    holding a raw control character is written back escaped, since JSON requires it.
+
+    :raises ValueError: there is no JSON object there (``IndexError`` if the text ends first).
+    """
+    members: list[tuple[str, str, int]] = []
+    index = _skip_whitespace(text, start)
+    if text[index] != "{":
+        raise ValueError("not a JSON object")
+    index = _skip_whitespace(text, index + 1)
+    if text[index] == "}":
+        return members
+    while True:
+        name, index = _lenient.raw_decode(text, index)
+        index = _skip_whitespace(text, _skip_whitespace(text, index) + 1)  # past the ':'
+        _, end = _lenient.raw_decode(text, index)
+        value_text = text[index:end]
+        if any(ord(c) < 0x20 for c in value_text):
+            value_text = json.dumps(_lenient.decode(value_text), ensure_ascii=True, separators=(",", ":"))
+        members.append((name, value_text, index))
+        index = _skip_whitespace(text, end)
+        if text[index] == "}":
+            return members
+        index = _skip_whitespace(text, index + 1)  # past the ','
+
+
+def _skip_whitespace(text: str, index: int) -> int:
+    while text[index] in _WHITESPACE:
+        index += 1
+    return index
 
 
 def check_object(line: bytes) -> None:

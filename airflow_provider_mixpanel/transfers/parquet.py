@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
+from airflow_provider_mixpanel.jsonl import lenient_members
 from airflow_provider_mixpanel.schemas import JSON, TEXT, TIMESTAMP, Column
 from airflow_provider_mixpanel.transfers.parts import BATCH_BYTES
 
@@ -44,7 +45,6 @@ _EMPTY_RAW = msgspec.Raw()
 _members = msgspec.json.Decoder(dict[str, msgspec.Raw])
 # The stdlib reads what msgspec refuses (a raw control character, a lone surrogate escape).
 _lenient = json.JSONDecoder(strict=False)
-_WHITESPACE = " \t\n\r"
 
 
 def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
@@ -247,32 +247,9 @@ def _member_texts(line: bytes) -> dict[str, str]:
     except msgspec.DecodeError:
         pass
     try:
-        text = line.decode("utf-8")
-        members: dict[str, str] = {}
-        index = _skip(text, 0)
-        if text[index] != "{":
-            raise ValueError("not an object")
-        index = _skip(text, index + 1)
-        while text[index] != "}":
-            name, index = _lenient.raw_decode(text, index)
-            index = _skip(text, _skip(text, index) + 1)  # past the ':'
-            _, end = _lenient.raw_decode(text, index)
-            value_text = text[index:end]
-            if any(ord(c) < 0x20 for c in value_text):
-                value_text = json.dumps(_lenient.decode(value_text), ensure_ascii=True, separators=(",", ":"))
-            members[name] = value_text
-            index = _skip(text, end)
-            if text[index] == ",":
-                index = _skip(text, index + 1)
-        return members
+        return {name: value_text for name, value_text, _ in lenient_members(line.decode("utf-8"))}
     except (ValueError, IndexError) as err:
         raise MixpanelMalformedRecordError(f"A JSONL line is not a JSON object ({err}): {line[:200]!r}") from None
-
-
-def _skip(text: str, index: int) -> int:
-    while text[index] in _WHITESPACE:
-        index += 1
-    return index
 
 
 class ParquetLines:
