@@ -43,6 +43,7 @@ from airflow_provider_mixpanel.transfers.arguments import (
     check_window_hours,
     task_prefix,
 )
+from airflow_provider_mixpanel.transfers.lease import Writer
 from airflow_provider_mixpanel.transfers.outputs import ManifestContext, WindowOutputs
 from airflow_provider_mixpanel.transfers.parts import AirflowTaskAborted, PartFormat, WrittenPart
 from airflow_provider_mixpanel.transfers.progress import Progress
@@ -339,7 +340,11 @@ class BaseMixpanelStreamOperator(BaseOperator):
             ),
             max_stream_restarts=self.max_stream_restarts,
             progress=progress,
-            outputs=WindowOutputs(store, manifest=self._manifest_context() if self.write_manifest else None),
+            outputs=WindowOutputs(
+                store,
+                manifest=self._manifest_context() if self.write_manifest else None,
+                writer=Writer.of_task(context, self.task_id),  # named by the windows' leases
+            ),
             cancel_streams=self.hook.client.cancel,
         )
         self._run = run

@@ -1,12 +1,17 @@
 """What happens in the store around a window's parts (the objects of one name template).
 
-Before its first part (:meth:`WindowOutputs.begin`): its ``_manifest.json`` is deleted, so no
-reader takes the window for complete while it is rewritten, and uploads a killed attempt left open
-under its part names are aborted. After its last part (:meth:`WindowOutputs.end`): the parts an
-earlier run wrote beyond this run's last one are deleted, then the manifest is written, last.
+Before its first part (:meth:`WindowOutputs.begin`): the window's lease is taken (:mod:`.lease`:
+one writer per window; another task writing it fails this one, naming that task), then its
+``_manifest.json`` is deleted, so no reader takes the window for complete while it is rewritten,
+uploads a killed attempt left open under its part names are aborted, and the parts an earlier run
+wrote are deleted. Parts are then created with create-only writes, so a part of another writer is
+never overwritten: a commit that finds one fails. After its last part (:meth:`WindowOutputs.end`):
+the lease is renewed (proving it is still held, with a whole lease ahead), the parts are checked
+against the listing, and the manifest is written, last, create-only. :meth:`~WindowOutputs.release`
+then hands the lease back.
 
 A window that fails in between never reaches :meth:`~WindowOutputs.end`, so it keeps no manifest:
-a manifest is only ever beside the complete parts it lists.
+a manifest is only ever beside the complete parts it lists, all of one writer.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+from airflow_provider_mixpanel.transfers.lease import Lease, Leases, Writer, lease_name
 from airflow_provider_mixpanel.transfers.manifest import (
     MANIFEST_CONTENT_TYPE,
     RequestParameters,
@@ -23,7 +29,13 @@ from airflow_provider_mixpanel.transfers.manifest import (
     encode_manifest,
     manifest_name,
 )
-from airflow_provider_mixpanel.transfers.storage import PART_PLACEHOLDER, output_pattern, output_prefix
+from airflow_provider_mixpanel.transfers.storage import (
+    PART_PLACEHOLDER,
+    PreconditionFailed,
+    StorageConflictError,
+    output_pattern,
+    output_prefix,
+)
 from airflow_provider_mixpanel.transfers.windows import window_where
 
 if TYPE_CHECKING:
@@ -36,9 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class StorageConflictError(RuntimeError):
-    """A committed part is not in the store as it was written: another writer replaced or
-    deleted it meanwhile (two tasks writing the same window at once)."""
+__all__ = ["Claim", "Completed", "ManifestContext", "StorageConflictError", "WindowOutputs"]
 
 
 @dataclass(frozen=True)
@@ -68,49 +78,100 @@ class Completed(NamedTuple):
     manifest: str | None
 
 
+class Claim(NamedTuple):
+    """A window this task is writing: its lease, and the parts an earlier run left there."""
+
+    template: str
+    lease: Lease
+    #: the names of the parts an earlier run wrote, deleted before this run's first part
+    replaced: list[str]
+
+
 class WindowOutputs:
     """Prepares and finishes the objects of each window in ``store``.
 
     :param manifest: what manifests say; ``None`` writes none (``write_manifest=False``).
+    :param writer: this task attempt, as the windows' leases name it (``None``: this process).
+    :param leases: takes and renews the leases (made from ``store`` and ``writer`` when not given).
     """
 
-    def __init__(self, store: ObjectStore, *, manifest: ManifestContext | None):
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        manifest: ManifestContext | None,
+        writer: Writer | None = None,
+        leases: Leases | None = None,
+    ):
         self.store = store
         self.manifest = manifest
+        self.leases = leases if leases is not None else Leases(store, writer or Writer.of_task(None))
 
-    def begin(self, template: str) -> None:
-        """Before the window's first part: delete its manifest, abort uploads left open."""
-        if self.manifest is not None:
-            self.store.delete([manifest_name(template)])
-        aborted = self.store.abort_incomplete_uploads(output_prefix(template), output_pattern(template))
-        if aborted:
-            log.warning(
-                "Aborted %d incomplete upload(s) an earlier, killed attempt left open: %s",
-                len(aborted),
-                ", ".join(aborted),
-            )
+    def begin(self, template: str) -> Claim:
+        """Before the window's first part: take its lease, delete its manifest, abort uploads left
+        open, delete the parts an earlier run wrote. Raises
+        :class:`~.lease.WindowLockedError` when another task holds the window."""
+        lease = self.leases.acquire(lease_name(template, own_folder=self.manifest is not None))
+        try:
+            if self.manifest is not None:
+                self.store.delete([manifest_name(template)])
+            aborted = self.store.abort_incomplete_uploads(output_prefix(template), output_pattern(template))
+            if aborted:
+                log.warning(
+                    "Aborted %d incomplete upload(s) an earlier, killed attempt left open: %s",
+                    len(aborted),
+                    ", ".join(aborted),
+                )
+            replaced = self._names(template)
+            if replaced:
+                log.info("Deleting the %d part(s) an earlier run wrote: %s", len(replaced), ", ".join(replaced))
+                self.store.delete(replaced)
+        except BaseException:
+            self.leases.release(lease)
+            raise
+        return Claim(template, lease, replaced)
+
+    def check(self, claim: Claim) -> None:
+        """Before each part's commit: raise if the window's lease may be lost."""
+        self.leases.check(claim.lease)
+
+    def release(self, claim: Claim) -> None:
+        """Hand the window's lease back (after :meth:`end`, or after a failure)."""
+        self.leases.release(claim.lease)
+
+    def close(self) -> None:
+        """Stop renewing leases (the run is over)."""
+        self.leases.close()
+
+    def _names(self, template: str) -> list[str]:
+        pattern = output_pattern(template)
+        return sorted(o.name for o in self.store.list_objects(output_prefix(template)) if pattern.match(o.name))
 
     def end(
-        self, template: str, windows: Sequence[Window], parts: Sequence[WrittenPart], exported_at: datetime
+        self, claim: Claim, windows: Sequence[Window], parts: Sequence[WrittenPart], exported_at: datetime
     ) -> Completed:
-        """After the window's last part: delete stale parts, then write the manifest.
+        """After the window's last part: confirm the lease, check the parts, delete any foreign
+        part, then write the manifest.
 
-        :param windows: the windows written into ``template``'s objects, in order.
+        :param windows: the windows written into the claimed template's objects, in order.
         :param parts: the parts written, in order.
         :param exported_at: when the (earliest) export request of these windows was sent.
         """
+        template = claim.template
+        self.leases.renew(claim.lease)  # raises if another task took the window over
+        written = {p.name for p in parts}
+        replaced = [self.store.uri(name) for name in claim.replaced if name not in written]
         if PART_PLACEHOLDER not in template and self.manifest is None:
-            return Completed([], None)  # one fixed object: nothing stale, nothing to list
+            return Completed(replaced, None)  # one fixed object: nothing stale, nothing to list
         pattern = output_pattern(template)
         listed = {o.name: o for o in self.store.list_objects(output_prefix(template)) if pattern.match(o.name)}
         # Checked before anything is deleted: the manifest lists the parts as the store has them.
         stored = [self._stored(part, listed) for part in parts] if self.manifest is not None else []
-        written = {p.name for p in parts}
         stale = sorted(name for name in listed if name not in written)
         if stale:
-            log.info("Deleting %d stale part(s) left by an earlier run: %s", len(stale), ", ".join(stale))
+            log.warning("Deleting %d part(s) this task did not write: %s", len(stale), ", ".join(stale))
             self.store.delete(stale)
-        deleted = [self.store.uri(name) for name in stale]
+        deleted = sorted({*replaced, *(self.store.uri(name) for name in stale)})
         if self.manifest is None:
             return Completed(deleted, None)
         name = manifest_name(template)
@@ -123,8 +184,15 @@ class WindowOutputs:
             region=self.manifest.region,
             request=self._request(windows),
         )
-        self.store.put(name, encode_manifest(manifest), MANIFEST_CONTENT_TYPE)
         uri = self.store.uri(name)
+        try:
+            self.store.put(name, encode_manifest(manifest), MANIFEST_CONTENT_TYPE, if_absent=True)
+        except PreconditionFailed as err:
+            raise StorageConflictError(
+                f"{uri} appeared while this task wrote the window: a task that takes no lease (an older "
+                "version of this provider?) wrote it meanwhile. Let one task at a time write a window, then run "
+                "this one again."
+            ) from err
         log.info("Wrote %s: %d part(s), %d records, %d bytes", uri, len(parts), manifest["records"], manifest["bytes"])
         return Completed(deleted, uri)
 

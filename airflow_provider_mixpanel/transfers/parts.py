@@ -11,7 +11,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -101,13 +101,23 @@ class PartWriter:
 
     Parts are numbered from ``first_part``; with ``max_file_size_bytes`` a part is committed once
     its compressed size passes that many bytes and the next batch starts a new one. Every
-    committed part is complete; :meth:`abort` discards the part in flight.
+    committed part is complete, and created, never overwritten (a part of that name already there
+    fails the commit: another writer's); ``before_commit`` runs before each commit (the window's
+    lease check). :meth:`abort` discards the part in flight.
     """
 
     def __init__(
-        self, store: ObjectStore, name_template: str, *, first_part: int, part_format: PartFormat, progress: Progress
+        self,
+        store: ObjectStore,
+        name_template: str,
+        *,
+        first_part: int,
+        part_format: PartFormat,
+        progress: Progress,
+        before_commit: Callable[[], None] | None = None,
     ):
         self.store = store
+        self.before_commit = before_commit
         self.name_template = name_template
         self.next_part = first_part
         self.format = part_format
@@ -163,7 +173,7 @@ class PartWriter:
 
     def _open_part(self) -> None:
         name = part_name(self.name_template, self.next_part)
-        self._upload = self.store.open(name, self.format.content_type)
+        self._upload = self.store.open(name, self.format.content_type, if_absent=True)
         self._compressor = self.format.encoder()
         self._part_bytes = 0
         self._part_records = 0
@@ -178,6 +188,8 @@ class PartWriter:
     def _commit_part(self) -> None:
         assert self._upload is not None and self._compressor is not None
         self._send(self._compressor.flush())
+        if self.before_commit is not None:
+            self.before_commit()
         upload, self._upload = self._upload, None
         upload.commit()
         uri = self.store.uri(upload.name)
@@ -223,6 +235,11 @@ class BackgroundPartWriter:
                 return
             except queue.Full:
                 continue
+
+    @property
+    def committed(self) -> list[WrittenPart]:
+        """The parts committed so far."""
+        return list(self._writer.parts)
 
     def finish(self) -> list[WrittenPart]:
         """Wait until every batch is written, then commit the last part."""

@@ -2,8 +2,10 @@
 aborted together, at once, when the task is killed or one of them fails.
 
 Units that share a name template form one output (a window's objects): before its first unit the
-output is prepared (its manifest deleted, leftover uploads aborted) and after its last one finished
-(stale parts deleted, manifest written) by :class:`~.outputs.WindowOutputs`.
+output is claimed (its lease taken, its manifest, leftover uploads and old parts removed) and after
+its last one finished (lease confirmed, parts checked, manifest written) by
+:class:`~.outputs.WindowOutputs`; its lease is released whatever happened. Losing a lease aborts
+the run.
 
 An :class:`ExportRun` is made by ``execute`` and lives as long as it: it holds the threads' shared
 state (a lock and the writers in flight), which an operator must not hold, since Airflow copies
@@ -33,7 +35,7 @@ from airflow_provider_mixpanel.transfers.parts import (
 
 if TYPE_CHECKING:
     from airflow_provider_mixpanel.streams import RecordStream
-    from airflow_provider_mixpanel.transfers.outputs import Completed, WindowOutputs
+    from airflow_provider_mixpanel.transfers.outputs import Claim, Completed, WindowOutputs
     from airflow_provider_mixpanel.transfers.progress import Progress
     from airflow_provider_mixpanel.transfers.storage import ObjectStore
     from airflow_provider_mixpanel.transfers.windows import Unit, Window
@@ -87,6 +89,7 @@ class ExportRun:
         self.max_stream_restarts = max_stream_restarts
         self.progress = progress
         self.outputs = outputs
+        outputs.leases.on_lost = self.abort  # another task took a window over: stop everything
         self.cancel_streams = cancel_streams
         self._lock = threading.Lock()
         self._writers: set[BackgroundPartWriter] = set()
@@ -111,13 +114,18 @@ class ExportRun:
         if self.cancel_streams is not None:
             self.cancel_streams()
 
-    def _start_writer(self, template: str, first_part: int) -> BackgroundPartWriter:
+    def _start_writer(self, claim: Claim, first_part: int) -> BackgroundPartWriter:
         with self._lock:
             if self._abort_reason is not None:
                 raise AirflowTaskAborted(self._abort_reason)
             writer = BackgroundPartWriter(
                 PartWriter(
-                    self.store, template, first_part=first_part, part_format=self.part_format, progress=self.progress
+                    self.store,
+                    claim.template,
+                    first_part=first_part,
+                    part_format=self.part_format,
+                    progress=self.progress,
+                    before_commit=lambda: self.outputs.check(claim),
                 )
             )
             self._writers.add(writer)
@@ -133,25 +141,31 @@ class ExportRun:
         """Write every output (consecutive units sharing a name template), ``max_active`` at once;
         the first failure aborts the others and is raised."""
         outputs = [list(group) for _, group in itertools.groupby(units, key=lambda unit: unit.name_template)]
-        if max_active > 1 and len(outputs) > 1:
-            return self._write_concurrently(outputs, max_active)
-        return [self.write_output(output) for output in outputs]
+        try:
+            if max_active > 1 and len(outputs) > 1:
+                return self._write_concurrently(outputs, max_active)
+            return [self.write_output(output) for output in outputs]
+        finally:
+            self.outputs.close()
 
     def write_output(self, units: list[Unit]) -> OutputResult:
-        """Prepare the output's objects, write its units (continuing its part numbers), finish it."""
-        template = units[0].name_template
+        """Claim the output's objects, write its units (continuing its part numbers), finish it,
+        release it."""
         self._refuse_if_aborted()
-        self.outputs.begin(template)
-        results: list[UnitResult] = []
-        next_part = 0
-        for unit in units:
-            results.append(self.write_unit(unit, first_part=next_part))
-            next_part += len(results[-1].parts)
-        self._refuse_if_aborted()  # aborted meanwhile: the output is not declared complete
-        windows = [window for unit in units for window in unit.windows]
-        parts = [part for result in results for part in result.parts]
-        exported_at = min(result.exported_at for result in results)
-        return OutputResult(results, self.outputs.end(template, windows, parts, exported_at))
+        claim = self.outputs.begin(units[0].name_template)
+        try:
+            results: list[UnitResult] = []
+            next_part = 0
+            for unit in units:
+                results.append(self.write_unit(unit, claim, first_part=next_part))
+                next_part += len(results[-1].parts)
+            self._refuse_if_aborted()  # aborted meanwhile: the output is not declared complete
+            windows = [window for unit in units for window in unit.windows]
+            parts = [part for result in results for part in result.parts]
+            exported_at = min(result.exported_at for result in results)
+            return OutputResult(results, self.outputs.end(claim, windows, parts, exported_at))
+        finally:
+            self.outputs.release(claim)
 
     def _refuse_if_aborted(self) -> None:
         reason = self._abort_reason
@@ -200,11 +214,12 @@ class ExportRun:
             except BaseException as err:
                 future.set_exception(err)
 
-    def write_unit(self, unit: Unit, *, first_part: int) -> UnitResult:
-        """Write one unit; after a transient failure abort its upload and write it again from scratch."""
+    def write_unit(self, unit: Unit, claim: Claim, *, first_part: int) -> UnitResult:
+        """Write one unit; after a transient failure abort its upload, delete the parts it
+        committed, and write it again from scratch."""
         attempt = 0
         while True:
-            writer = self._start_writer(unit.name_template, first_part)
+            writer = self._start_writer(claim, first_part)
             started = datetime.now(UTC)
             try:
                 skipped = 0
@@ -224,6 +239,9 @@ class ExportRun:
                     raise AirflowTaskAborted(self._abort_reason) from err
                 if attempt >= self.max_stream_restarts or not self._is_transient(err):
                     raise
+                committed = [part.name for part in writer.committed]
+                if committed:  # parts are created, never overwritten: the next try writes them anew
+                    self.store.delete(committed)
                 attempt += 1
                 log.warning(
                     "Writing %s failed mid-stream (%s: %s); its upload was aborted. Streaming %s again from "
