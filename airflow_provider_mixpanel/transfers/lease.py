@@ -192,6 +192,9 @@ class Leases:
     :param writer: this task attempt, as leases name it.
     :param on_lost: called (from the renewing thread) with the reason when a held lease is lost:
         the run aborts.
+    :param lease_seconds: a lease not renewed for this long may be taken over (:data:`LEASE_SECONDS`).
+    :param renew_seconds: renew this often (:data:`RENEW_SECONDS`).
+    :param safety_seconds: stop committing this long before the lease would expire (:data:`SAFETY_SECONDS`).
     :param clock: wall-clock seconds (leases' expiry, compared across hosts).
     :param monotonic: this process's steady clock (its own deadline).
     """
@@ -201,17 +204,18 @@ class Leases:
         store: ObjectStore,
         writer: Writer,
         *,
-        lease_seconds: float = LEASE_SECONDS,
-        renew_seconds: float = RENEW_SECONDS,
-        safety_seconds: float = SAFETY_SECONDS,
+        lease_seconds: float | None = None,
+        renew_seconds: float | None = None,
+        safety_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ):
         self.store = store
         self.writer = writer
-        self.lease_seconds = lease_seconds
-        self.renew_seconds = renew_seconds
-        self.safety_seconds = safety_seconds
+        # The module's numbers unless given, read now (a test may shorten them for a process).
+        self.lease_seconds = LEASE_SECONDS if lease_seconds is None else lease_seconds
+        self.renew_seconds = RENEW_SECONDS if renew_seconds is None else renew_seconds
+        self.safety_seconds = SAFETY_SECONDS if safety_seconds is None else safety_seconds
         self.clock = clock
         self.monotonic = monotonic
         self.on_lost: Callable[[str], None] | None = None
