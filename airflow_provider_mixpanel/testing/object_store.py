@@ -177,7 +177,7 @@ class InMemoryObjectStore(ObjectStore):
         self._call("list", prefix)
         with self._lock:
             listed = [
-                StoredObject(name, len(o.data), hashlib.md5(o.data).hexdigest(), "etag")  # noqa: S324 - an ETag, not security
+                StoredObject(name, len(o.data), hashlib.md5(o.data).hexdigest(), "etag")
                 for name, o in sorted(self._objects.items())
                 if name.startswith(prefix)
             ]

@@ -8,14 +8,17 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
-from airflow_provider_mixpanel.testing.object_store import InMemoryObjectStore
 from airflow_provider_mixpanel.transfers.lease import Leases, Writer
 from airflow_provider_mixpanel.transfers.outputs import ManifestContext, WindowOutputs
 from airflow_provider_mixpanel.transfers.parts import PartFormat
 from airflow_provider_mixpanel.transfers.progress import Progress
 from airflow_provider_mixpanel.transfers.runner import ExportRun, OutputResult
 from airflow_provider_mixpanel.transfers.windows import Window, plan_units
+
+if TYPE_CHECKING:
+    from airflow_provider_mixpanel.testing.object_store import InMemoryObjectStore
 
 DAY = date(2024, 3, 1)
 TEMPLATE = "ev/{window}/part-{part}.jsonl"
