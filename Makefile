@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 AIRFLOW_2_VERSION ?= 2.11.2
 
-.PHONY: install test test-airflow2 lint unit demo docs bench build clean
+.PHONY: install test test-airflow2 lint unit demo docs bench build clean races
 
 install: $(STAMP)
 
@@ -37,6 +37,11 @@ test: lint unit
 # The same suite on Airflow 2.11, in a venv of its own.
 test-airflow2:
 	$(MAKE) unit VENV=.venv-airflow2 AIRFLOW_VERSION=$(AIRFLOW_2_VERSION) GROUPS=test
+
+# Two tasks racing for one window, many more times than `make test` does (RACES per store).
+RACES ?= 100
+races: install
+	MIXPANEL_RACES=$(RACES) $(BIN)/python -m pytest tests/integration/transfers/test_concurrent_writers.py -s -p no:logging
 
 demo: install
 	$(BIN)/python scripts/demo.py

@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -76,6 +76,8 @@ RENEW_SECONDS = 30.0
 #: The holder stops committing this long before its lease would expire: a part's commit in flight,
 #: and clocks of two hosts that differ by up to this much.
 SAFETY_SECONDS = 15.0
+#: How long closing waits for a renewal in flight (seconds); the thread is a daemon anyway.
+CLOSE_JOIN_SECONDS = 5.0
 #: How often a create-only or conditional write is tried again when a competitor changed the lease
 #: between our read and our write (each time the competitor won: then we read who it is).
 TAKE_OVER_TRIES = 3
@@ -150,6 +152,10 @@ class Lease:
     token: str
     #: ``time.monotonic()`` after which this task may no longer commit (the lease may be lost)
     deadline: float
+    released: bool = False
+    #: one conditional write of the lease at a time (the renewing thread, the window's end, its
+    #: release): two at once would name the same version, and the second would look like a loss
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 class WindowLockedError(StorageConflictError):
@@ -296,14 +302,17 @@ class Leases:
     def renew(self, lease: Lease) -> None:
         """Extend the lease (conditional on the version held); raises :class:`LeaseLostError` when
         another task took it over."""
-        sent = self.monotonic()
-        try:
-            lease.version = self.store.put(
-                lease.name, self._encode("writing", lease.token), LEASE_CONTENT_TYPE, if_version=lease.version
-            )
-        except PreconditionFailed:
-            raise self._lost(lease) from None
-        lease.deadline = self._deadline(sent)
+        with lease.lock:
+            if lease.released:
+                return
+            sent = self.monotonic()
+            try:
+                lease.version = self.store.put(
+                    lease.name, self._encode("writing", lease.token), LEASE_CONTENT_TYPE, if_version=lease.version
+                )
+            except PreconditionFailed:
+                raise self._lost(lease) from None
+            lease.deadline = self._deadline(sent)
 
     def check(self, lease: Lease) -> None:
         """Before a commit: raise :class:`LeaseLostError` if the lease may have expired (it could
@@ -319,26 +328,30 @@ class Leases:
         window takes it at once. Never raises: an unreleased lease only expires."""
         with self._lock:
             self._held.pop(lease.name, None)
-        try:
-            self.store.put(
-                lease.name, self._encode("released", lease.token), LEASE_CONTENT_TYPE, if_version=lease.version
-            )
-        except PreconditionFailed:
-            log.warning("%s was taken over by another task before this one released it.", lease.uri)
-        except Exception as err:
-            log.warning(
-                "Could not release %s (%s); it expires %.0f s after its last renewal.",
-                lease.uri,
-                err,
-                self.lease_seconds,
-            )
+        with lease.lock:
+            if lease.released:
+                return
+            lease.released = True
+            try:
+                self.store.put(
+                    lease.name, self._encode("released", lease.token), LEASE_CONTENT_TYPE, if_version=lease.version
+                )
+            except PreconditionFailed:
+                log.warning("%s was taken over by another task before this one released it.", lease.uri)
+            except Exception as err:
+                log.warning(
+                    "Could not release %s (%s); it expires %.0f s after its last renewal.",
+                    lease.uri,
+                    err,
+                    self.lease_seconds,
+                )
 
     def close(self) -> None:
         """Stop renewing (the leases still held are left to expire)."""
         self._stop.set()
         thread = self._thread
         if thread is not None:
-            thread.join(timeout=self.renew_seconds)
+            thread.join(timeout=CLOSE_JOIN_SECONDS)
 
     # ------------------------------------------------------------ the renewing thread
 
@@ -351,11 +364,11 @@ class Leases:
             self._thread.start()
 
     def _keep(self) -> None:
+        """Until :meth:`close`: renew every lease held (it never ends early, so a lease taken
+        just as the last one was released is never left without a thread to renew it)."""
         while not self._stop.wait(self.renew_seconds):
             with self._lock:
                 held = list(self._held.values())
-            if not held:
-                return
             for lease in held:
                 self._renew_quietly(lease)
 

@@ -304,3 +304,30 @@ def test_the_lease_says_who_writes_and_until_when(store):
     leases.release(held)
     assert json.loads(store.objects[LEASE])["state"] == "released"
     assert DAY.isoformat() in LEASE
+
+
+def test_a_release_racing_a_renewal_leaves_the_lease_released(store):
+    """The renewing thread and the window's end write the lease one at a time: a release never
+    loses to a renewal in flight (which would leave the window locked until the lease expired)."""
+    for _ in range(20):
+        leases = Leases(store, writer(), renew_seconds=0.0005)
+        held = leases.acquire(LEASE)
+        time.sleep(0.003)
+        leases.release(held)
+        time.sleep(0.002)
+        leases.close()
+        assert json.loads(store.objects[LEASE])["state"] == "released"
+
+
+def test_a_window_taken_after_another_was_released_is_still_renewed(store):
+    leases = Leases(store, writer(), renew_seconds=0.01)
+    first = leases.acquire(LEASE)
+    leases.release(first)
+    time.sleep(0.05)  # the renewing thread finds nothing to renew
+    second = leases.acquire("ev/2024-03-02/_lease.json")
+    version = store.version(second.name)
+    deadline = time.monotonic() + 5
+    while store.version(second.name) == version and time.monotonic() < deadline:
+        time.sleep(0.01)
+    leases.close()
+    assert store.version(second.name) != version, "the second window's lease was never renewed"
