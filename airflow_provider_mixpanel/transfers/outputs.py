@@ -122,7 +122,9 @@ class WindowOutputs:
                     len(aborted),
                     ", ".join(aborted),
                 )
-            replaced = self._names(template)
+            # Parts are created, never overwritten, so the old ones go first; one fixed object (no
+            # {part}) is replaced in place by its commit, so readers of it never see it missing.
+            replaced = self._names(template) if PART_PLACEHOLDER in template else []
             if replaced:
                 log.info("Deleting the %d part(s) an earlier run wrote: %s", len(replaced), ", ".join(replaced))
                 self.store.delete(replaced)

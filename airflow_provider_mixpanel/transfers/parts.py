@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_mixpanel.compression import CONTENT_TYPES, PARQUET_CONTENT_TYPE, Compressor
-from airflow_provider_mixpanel.transfers.storage import part_name
+from airflow_provider_mixpanel.transfers.storage import PART_PLACEHOLDER, part_name
 
 if TYPE_CHECKING:
     from airflow_provider_mixpanel.schemas import Column
@@ -101,8 +101,8 @@ class PartWriter:
 
     Parts are numbered from ``first_part``; with ``max_file_size_bytes`` a part is committed once
     its compressed size passes that many bytes and the next batch starts a new one. Every
-    committed part is complete, and created, never overwritten (a part of that name already there
-    fails the commit: another writer's); ``before_commit`` runs before each commit (the window's
+    committed part is complete; a numbered part is created, never overwritten (a part of that name
+    already there fails the commit: another writer's); ``before_commit`` runs before each commit (the window's
     lease check). :meth:`abort` discards the part in flight.
     """
 
@@ -173,7 +173,9 @@ class PartWriter:
 
     def _open_part(self) -> None:
         name = part_name(self.name_template, self.next_part)
-        self._upload = self.store.open(name, self.format.content_type, if_absent=True)
+        # Numbered parts are created, never overwritten (the window's old ones were deleted first);
+        # one fixed object (no {part}) is replaced in place, under the window's lease.
+        self._upload = self.store.open(name, self.format.content_type, if_absent=PART_PLACEHOLDER in self.name_template)
         self._compressor = self.format.encoder()
         self._part_bytes = 0
         self._part_records = 0

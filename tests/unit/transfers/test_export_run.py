@@ -195,3 +195,12 @@ def test_without_manifests_a_lease_is_named_after_its_window_parts(store):
         "ev/_lease.2024-03-01.json",
         "ev/_lease.2024-03-02.json",
     ]
+
+
+def test_one_fixed_object_is_replaced_in_place_never_deleted_first(store):
+    data = {window(): lines(20)}
+    Task(store, data, template="ev/{window}/day.jsonl").execute()
+    Task(store, {window(): lines(10, tag="b")}, template="ev/{window}/day.jsonl").execute()
+    assert "ev/2024-03-01/day.jsonl" not in store.operations("delete"), "readers of one object never see it missing"
+    assert store.objects["ev/2024-03-01/day.jsonl"].count(b"\n") == 10
+    assert manifest(store)["records"] == 10
