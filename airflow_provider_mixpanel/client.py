@@ -30,7 +30,7 @@ import requests.adapters
 import urllib3.exceptions
 
 from airflow_provider_mixpanel import __version__
-from airflow_provider_mixpanel.connection import REGIONS, check_credentials
+from airflow_provider_mixpanel.connection import REGIONS, MixpanelConnectionSettings, check_credentials
 from airflow_provider_mixpanel.dates import parse_date
 from airflow_provider_mixpanel.engage import EngagePage, read_engage_page
 from airflow_provider_mixpanel.errors import (
@@ -149,6 +149,20 @@ class MixpanelClient:
         # Legacy project secrets authenticate as "<secret>:" (secret as the Basic-auth user).
         self._session.auth = (self.username, secret) if self.username else (secret, "")
         self._session.headers["User-Agent"] = f"airflow-provider-mixpanel/{__version__}"
+
+    @classmethod
+    def from_settings(cls, settings: MixpanelConnectionSettings, **client_kwargs: Any) -> MixpanelClient:
+        """A client for a read and validated connection (timeouts, retry policy... as keywords)."""
+        return cls(
+            username=settings.username,
+            secret=settings.secret,
+            project_id=settings.project_id,
+            region=settings.region,
+            workspace_id=settings.workspace_id,
+            base_url=settings.base_url,
+            source=f"connection {settings.conn_id!r}",
+            **client_kwargs,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -463,15 +477,24 @@ class MixpanelClient:
         reason = error.message.rstrip(". ")
         if give_up is not None:
             raise self._final_error(error, f"Mixpanel {what}: {reason}. {give_up.capitalize()}. ") from cause
-        log.warning(
-            "Mixpanel %s: %s. Retrying in %.1f s (retry %d of %d%s).",
-            what,
-            reason,
-            wait,
-            state.retries,
-            state.policy.max_retries,
-            ", waiting for the hourly quota" if state.quota_waited else "",
-        )
+        if isinstance(error, MixpanelRateLimitError) and error.hourly_quota_spent:
+            log.warning(
+                "Mixpanel %s: the hourly quota (60 queries per rolling hour) is spent. Waiting %.0f s for a "
+                "query to free up (%.0f s of waiting in all, of at most %.0f s: max_retry_after).",
+                what,
+                wait,
+                state.quota_waited,
+                state.policy.max_retry_after,
+            )
+        else:
+            log.warning(
+                "Mixpanel %s: %s. Retrying in %.1f s (retry %d of %d).",
+                what,
+                reason,
+                wait,
+                state.retries,
+                state.policy.max_retries,
+            )
         self._sleep(wait)
         self._check_not_cancelled(what)
 

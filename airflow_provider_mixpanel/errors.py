@@ -8,10 +8,15 @@ text and the names of fields, never from credentials or request headers.
 from __future__ import annotations
 
 import re
+import sys
 
-try:  # An AirflowException, so Airflow shows the message plainly; plain Exception without Airflow.
+# An AirflowException wherever Airflow is loaded (every Airflow process loads it before any
+# provider code), so ``except AirflowException`` catches these too; a plain Exception in a process
+# that does without Airflow (``mixpanel-stream`` with its connection in the environment), where
+# importing Airflow only for a base class would cost over a second.
+if "airflow" in sys.modules:
     from airflow.exceptions import AirflowException as _Base
-except ImportError:  # pragma: no cover - the package always installs Airflow
+else:
     _Base = Exception  # type: ignore[assignment,misc]
 
 
