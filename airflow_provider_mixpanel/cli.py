@@ -351,9 +351,12 @@ def _configure_logging(debug: bool, progress: Progress) -> None:
     handler = _ProgressAwareHandler(progress)
     handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
+    # This package's own lines read like the command's: "mixpanel-stream: warning: ...".
     ours = logging.getLogger("airflow_provider_mixpanel")
+    own_handler = _ProgressAwareHandler(progress)
+    own_handler.setFormatter(_CommandFormatter(f"{PROG}: %(levelname)s: %(message)s"))
     ours.setLevel(level)
-    ours.addHandler(handler)
+    ours.addHandler(own_handler)
     ours.propagate = False  # once, through our handler, whatever Airflow made of the root logger
     logging.getLogger("airflow").setLevel(logging.DEBUG if debug else logging.ERROR)
     # A store that cannot be read (Airflow 2 logs the database's traceback at ERROR) matters only
@@ -364,6 +367,14 @@ def _configure_logging(debug: bool, progress: Progress) -> None:
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("always", message=".*legacy project secret.*")
         warnings.showwarning = _one_line_warning
+
+
+class _CommandFormatter(logging.Formatter):
+    """Levels in lower case, as a command's messages are (``warning:``, like ``error:``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord({**record.__dict__, "levelname": record.levelname.lower()})
+        return super().format(record)
 
 
 class _ProgressAwareHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -37,7 +37,8 @@ class RetryPlan:
         if not isinstance(error, MixpanelServerError | MixpanelRateLimitError) or client is None:
             return message
         host = urlsplit(client.export_url).netloc
-        message = f"{message.rstrip()} (host {host})"
+        if host not in message:
+            message = f"{message.rstrip()} (host {host})."
         if self.quick:
             message += (
                 f" Gave up early because stderr is a terminal: --max-retries N and --max-retry-after SECONDS "

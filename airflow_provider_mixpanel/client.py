@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import date
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
@@ -440,7 +441,8 @@ class MixpanelClient:
                 )
             except requests.RequestException as err:
                 self._release(pacer)
-                self._wait_or_raise(state, MixpanelServerError(_describe_transport_error(err)), what=what, cause=err)
+                reason = _describe_transport_error(err, urlsplit(url).netloc)
+                self._wait_or_raise(state, MixpanelServerError(reason), what=what, cause=err)
                 continue
             except BaseException:  # cancelled, or anything unexpected: never keep the slot
                 self._release(pacer)
@@ -577,12 +579,25 @@ def _interrupt(response: requests.Response) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def _describe_transport_error(err: BaseException) -> str:
+def _describe_transport_error(err: BaseException, host: str | None = None) -> str:
     if isinstance(err, _TruncatedBody):
         return str(err)
     if isinstance(err, requests.Timeout | urllib3.exceptions.ReadTimeoutError | TimeoutError):
         return f"timed out ({type(err).__name__})"
+    cause = _connect_failure(err)
+    if cause is not None:  # the one line that matters, not urllib3's nested reprs
+        return f"connection failed ({host}: {cause})" if host else f"connection failed ({cause})"
     return f"connection failed ({type(err).__name__}: {err})"
+
+
+def _connect_failure(err: BaseException) -> str | None:
+    """Why no connection could be made (``[Errno 111] Connection refused``, ``Failed to resolve
+    'host' (...)``), or ``None`` when the failure is of another kind."""
+    reason = getattr(err.args[0], "reason", None) if err.args else None
+    if not isinstance(reason, urllib3.exceptions.NewConnectionError):  # NameResolutionError included
+        return None
+    text = str(reason).split("): ", 1)[-1]  # without "HTTPConnection(host=..., port=...)"
+    return text.removeprefix("Failed to establish a new connection: ")
 
 
 def _api_error_message(response: requests.Response) -> str | None:
