@@ -394,7 +394,9 @@ def test_environment_connection_streams_without_importing_airflow(mixpanel, tmp_
 def test_environment_uri_connection_streams_without_importing_airflow(mixpanel, tmp_path):
     server = mixpanel(events_per_day=20)
     user, secret = server.config.username, server.config.secret
-    uri = f"mixpanel://{server.url.replace('http://', f'http://{user}:{secret}@')}/?project_id={server.config.project_id}"
+    uri = (
+        f"mixpanel://{server.url.replace('http://', f'http://{user}:{secret}@')}/?project_id={server.config.project_id}"
+    )
     result = _python(
         "import sys\n"
         "from airflow_provider_mixpanel.cli import main\n"

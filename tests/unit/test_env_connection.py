@@ -1,4 +1,4 @@
-"""connection_from_environment: Airflow's reading of AIRFLOW_CONN_<ID>, without Airflow, only where Airflow would use it."""
+"""connection_from_environment: AIRFLOW_CONN_<ID> read as Airflow reads it, only where Airflow would read it."""
 
 from __future__ import annotations
 
@@ -98,7 +98,8 @@ def test_backend_in_the_environment_is_searched_first_by_airflow(plain_environme
 def test_backend_in_airflow_cfg_is_searched_first_by_airflow(plain_environment, monkeypatch):
     monkeypatch.setenv(VARIABLE, "mixpanel://user:secret@host")
     (plain_environment / "airflow.cfg").write_text(
-        "[core]\nload_examples = False\n\n[secrets]\nbackend = airflow.secrets.local_filesystem.LocalFilesystemBackend\n"
+        "[core]\nload_examples = False\n\n"
+        "[secrets]\nbackend = airflow.secrets.local_filesystem.LocalFilesystemBackend\n"
     )
     assert connection_from_environment(CONN_ID) is None
 
