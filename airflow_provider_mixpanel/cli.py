@@ -16,7 +16,6 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator
 from typing import IO, Any
 
 from airflow_provider_mixpanel import __version__
@@ -29,9 +28,6 @@ from airflow_provider_mixpanel.terminal_progress import Progress, is_terminal
 PROG = "mixpanel-stream"
 # Output is flushed at least this often (seconds), so `| jq` sees a slow stream as it comes.
 FLUSH_INTERVAL = 1.0
-# Lines written between two looks at the clock (and one write call): a look per line would cost
-# more than the write.
-CHECK_EVERY = 512
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
@@ -248,7 +244,13 @@ def _open_stream(args: argparse.Namespace, connection: Any, retry: RetryPlan) ->
 
     from airflow_provider_mixpanel.client import MixpanelClient
     from airflow_provider_mixpanel.connection import legacy_secret_notice, settings_from_connection
-    from airflow_provider_mixpanel.streams import EventQuery, ProfileQuery, open_event_stream, open_profile_stream
+    from airflow_provider_mixpanel.streams import (
+        EventQuery,
+        ProfileQuery,
+        open_event_stream,
+        open_profile_stream,
+        open_raw_event_chunks,
+    )
 
     if connection is None:
         connection = _resolve_connection(args.conn_id)
@@ -275,6 +277,8 @@ def _open_stream(args: argparse.Namespace, connection: Any, retry: RetryPlan) ->
             limit=args.limit,
             skip_malformed=args.skip_malformed,
         )
+        if args.raw:  # the lines as sent, checked a batch at a time
+            return client, open_raw_event_chunks(client, query)
         return client, open_event_stream(client, query, timezone=settings.project_timezone, encode=True)
     profiles = ProfileQuery(
         where=args.where,
@@ -289,29 +293,35 @@ def _open_stream(args: argparse.Namespace, connection: Any, retry: RetryPlan) ->
     return client, open_profile_stream(client, profiles, encode=True)
 
 
-def _write(lines: Iterator[bytes], out: IO[bytes], progress: Progress) -> int:
-    """Write every line; flush at least every FLUSH_INTERVAL (a slow stream reaches `| jq` as it
-    comes) and show progress when due. The clock is read once per CHECK_EVERY lines."""
-    started = last_flush = time.monotonic()
-    count = size = 0
-    batch: list[bytes] = []
-    for count, line in enumerate(lines, 1):
-        batch.append(line)
-        if count % CHECK_EVERY == 0:
-            chunk = b"".join(batch)
-            batch.clear()
-            out.write(chunk)
-            size += len(chunk)
-            now = time.monotonic()
-            if now - last_flush >= FLUSH_INTERVAL:
-                out.flush()
-                last_flush = now
-            if progress.due(now):
-                progress.show(count, size, now)
-    if batch:
-        out.write(b"".join(batch))
-    del started
-    return count
+def _write(stream: Any, out: IO[bytes], progress: Progress) -> int:
+    """Write every piece of ``stream`` (a JSONL line, or many lines at once) in writes of about
+    WRITE_BUFFER_BYTES; flush at least every FLUSH_INTERVAL (a slow stream reaches `| jq` as it
+    comes) and show progress when due. Returns the records written (``stream.records``)."""
+    last_flush = time.monotonic()
+    written = pending_size = 0
+    pending: list[bytes] = []
+    try:
+        for piece in stream:
+            pending.append(piece)
+            pending_size += len(piece)
+            if pending_size >= WRITE_BUFFER_BYTES:
+                out.write(pending[0] if len(pending) == 1 else b"".join(pending))
+                written += pending_size
+                pending.clear()
+                pending_size = 0
+                now = time.monotonic()
+                if now - last_flush >= FLUSH_INTERVAL:
+                    out.flush()
+                    last_flush = now
+                if progress.due(now):
+                    progress.show(stream.records, written, now)
+    except Exception as err:
+        if pending and not isinstance(err, OSError):  # the records before a bad one still go out, as they came
+            out.write(b"".join(pending))
+        raise
+    if pending:
+        out.write(b"".join(pending))
+    return int(stream.records)
 
 
 def _fail(

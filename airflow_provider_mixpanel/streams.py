@@ -7,20 +7,19 @@ No Airflow here: the command line streams without importing it."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import date
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_provider_mixpanel.dates import date_range
-from airflow_provider_mixpanel.errors import MixpanelConfigError
+from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelMalformedRecordError
 from airflow_provider_mixpanel.event_lines import event_line_normalizer
-from airflow_provider_mixpanel.jsonl import check_object, convert_lines, loads_object
+from airflow_provider_mixpanel.jsonl import all_objects, check_object, convert_lines, loads_object
 from airflow_provider_mixpanel.profile_lines import profile_line, raw_profile_line
 from airflow_provider_mixpanel.records import normalize_event, normalize_profile
 
 if TYPE_CHECKING:
     from airflow_provider_mixpanel.client import MixpanelClient
-    from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +91,60 @@ def open_event_stream(client: MixpanelClient, query: EventQuery, *, timezone: st
         first, last, events=names, where=query.where, limit=query.limit, time_in_ms=query.time_in_ms
     )  # lazy: the request waits for the first next()
     return RecordStream(lines, convert, skip_malformed=query.skip_malformed)
+
+
+class RawEventChunks(RecordStream):
+    """Raw export lines as JSONL, many lines per item: each line exactly as Mixpanel sent it,
+    checked to be one JSON object as :func:`~.jsonl.check_object` checks it, a batch at a time.
+    The bytes are those of ``stream_events_jsonl(raw=True)`` joined, about twice as fast;
+    ``records`` and ``skipped_malformed`` count as a :class:`RecordStream` does.
+
+    :param batches: the export's lines, a list at a time (``MixpanelClient.export_line_batches``).
+    """
+
+    def __init__(self, batches: Generator[list[bytes], None, None], *, skip_malformed: bool = False):
+        self.records = 0
+        self.skipped_malformed = 0
+        self._source = batches
+        self._records = self._chunks(batches, skip_malformed)
+
+    def _chunks(self, batches: Iterator[list[bytes]], skip_malformed: bool) -> Generator[bytes, None, None]:
+        for lines in batches:
+            if all_objects(lines):
+                self.records += len(lines)
+                lines.append(b"")  # the last line's newline
+                yield b"\n".join(lines)
+                continue
+            good: list[bytes] = []  # line by line: the lines before a bad one are written before it fails
+            for line in lines:
+                try:
+                    check_object(line)
+                except MixpanelMalformedRecordError as err:
+                    if not skip_malformed:
+                        if good:
+                            yield b"".join(good)
+                        raise
+                    self.skip_malformed(line, err)
+                    continue
+                self.records += 1
+                good.append(line + b"\n")
+            if good:
+                yield b"".join(good)
+
+
+def open_raw_event_chunks(client: MixpanelClient, query: EventQuery) -> RawEventChunks:
+    """The raw events of ``query`` as :class:`RawEventChunks`; arguments are checked now, the
+    request waits for the first ``next()``."""
+    first, last = date_range(query.from_date, query.to_date)
+    batches = client.export_line_batches(
+        first,
+        last,
+        events=_event_names(query.events),
+        where=query.where,
+        limit=query.limit,
+        time_in_ms=query.time_in_ms,
+    )
+    return RawEventChunks(batches, skip_malformed=query.skip_malformed)
 
 
 def open_profile_stream(client: MixpanelClient, query: ProfileQuery, *, encode: bool) -> RecordStream:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_mixpanel.cli import build_parser, main
+from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
 from airflow_provider_mixpanel.hooks.mixpanel import MixpanelHook
 from airflow_provider_mixpanel.jsonl import dumps_line
 from airflow_provider_mixpanel.retry import DEFAULT_MAX_RETRIES
@@ -54,6 +56,23 @@ def test_events_lines_equal_the_hooks_records(mixpanel, capfd):
     records = hook.stream_events(from_date=DAY, to_date=DAY)
     assert [json.loads(line) for line in lines] == [json.loads(dumps_line(r)) for r in records]
     assert err.strip() == "mixpanel-stream: 300 records"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("skip_malformed", [False, True])
+def test_raw_events_are_the_hooks_raw_lines(mixpanel, capfd, skip_malformed):
+    server = mixpanel(events_per_day=3000)
+    server.add_fault("malformed", after_records=1500, times=2)  # the command's request, then the hook's
+    args = ["events", "--from", DAY, "--to", DAY, "--raw", "-q"] + (["--skip-malformed"] if skip_malformed else [])
+    code = main(args)
+    out = capfd.readouterr().out.encode()
+    hook_lines: list[bytes] = []
+    stream = MixpanelHook().stream_events_jsonl(from_date=DAY, to_date=DAY, raw=True, skip_malformed=skip_malformed)
+    with contextlib.suppress(MixpanelMalformedRecordError):
+        hook_lines.extend(stream)
+    assert code == (0 if skip_malformed else 1)
+    assert out == b"".join(hook_lines), "the batch road wrote other bytes than the hook's raw lines"
+    assert out.count(b"\n") == (3000 if skip_malformed else 1500)
 
 
 @pytest.mark.integration
