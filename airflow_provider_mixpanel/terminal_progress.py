@@ -23,7 +23,7 @@ class Progress:
     """Records and bytes written so far, shown on ``stream`` every interval.
 
     :param stream: where progress goes (stderr).
-    :param prefix: what starts each line (``mixpanel-stream: ``).
+    :param prefix: what starts each line: the command's name, a colon and a space.
     :param live: rewrite one line in place (``stream`` is a terminal) instead of adding lines.
     :param quiet: show nothing.
     """
