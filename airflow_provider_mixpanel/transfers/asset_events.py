@@ -1,0 +1,66 @@
+"""Asset events for the windows a task wrote: which days changed, for downstream DAGs.
+
+Each outlet asset of the operator (``outlets=[Asset(...)]``) receives, in its event's ``extra``,
+every window written, look-back days included, keyed by the window (``2024-03-01``, or
+``2024-03-01T06`` for hour windows): records, bytes, the window's ``_manifest.json`` and the
+Iceberg snapshot id. On Airflow 3.3+ the event is partitioned: each window is a partition key
+(``outlet_events[asset].add_partitions``), so a DAG scheduled on
+``PartitionedAssetTimetable(assets=...)`` runs once per window written, and reads its own
+window's details from ``extra["windows"][dag_run.partition_key]`` (Airflow keeps one ``extra``
+for all the partition keys of an asset in one task). On Airflow 2.11 and 3.0-3.2 the one event of
+the asset carries the same ``extra``, without partition keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, TypedDict
+
+log = logging.getLogger(__name__)
+
+#: the key of ``extra`` that holds each window's details, by window
+WINDOWS_KEY = "windows"
+
+
+class WindowEvent(TypedDict):
+    """What one window's asset event says about it."""
+
+    window: str
+    records: int
+    bytes: int
+    #: the window's ``_manifest.json`` (``None`` with ``write_manifest=False``)
+    manifest: str | None
+    #: the Iceberg snapshot holding the window (``None`` without ``iceberg_table``)
+    snapshot_id: int | None
+
+
+def outlet_assets(outlets: Iterable[Any]) -> list[Any]:
+    """The concrete assets among a task's outlets (Airflow 3 ``Asset``, Airflow 2 ``Dataset``);
+    aliases and references name no asset to give an event to."""
+    return [o for o in outlets if type(o).__name__ in ("Asset", "Dataset")]
+
+
+def emit_window_events(context: Mapping[str, Any], outlets: Iterable[Any], windows: list[WindowEvent]) -> list[str]:
+    """Give each outlet asset the written windows (see the module's docstring); the partition
+    keys added (none before Airflow 3.3)."""
+    assets = outlet_assets(outlets)
+    outlet_events = context.get("outlet_events") if hasattr(context, "get") else None
+    if not assets or not windows or outlet_events is None:
+        return []
+    details = {event["window"]: dict(event) for event in windows}
+    keys = list(details)
+    partitioned = False
+    for asset in assets:
+        accessor = outlet_events[asset]
+        accessor.extra[WINDOWS_KEY] = details
+        add_partitions = getattr(accessor, "add_partitions", None)
+        if add_partitions is not None:  # Airflow 3.3+
+            add_partitions(keys)
+            partitioned = True
+    names = ", ".join(str(getattr(a, "name", None) or getattr(a, "uri", "?")) for a in assets)
+    if partitioned:
+        log.info("Asset events for %s: %d partition(s) %s", names, len(keys), ", ".join(keys))
+    else:
+        log.info("Asset event for %s: window(s) %s (partition keys need Airflow 3.3+)", names, ", ".join(keys))
+    return keys if partitioned else []
