@@ -36,7 +36,7 @@ def iceberg(s3, s3_emulator, tmp_path, monkeypatch):
     """An ``iceberg_default`` connection: a SQLite catalog whose warehouse is in the test bucket."""
     from pyiceberg.catalog import load_catalog
 
-    client, bucket = s3
+    _, bucket = s3
     properties = {
         "type": "sql",
         "uri": f"sqlite:///{tmp_path}/catalog.db",
