@@ -48,6 +48,7 @@ from airflow_provider_mixpanel.transfers.asset_events import WindowEvent, emit_w
 from airflow_provider_mixpanel.transfers.iceberg_names import (
     TIME_COLUMN,
     attempt_template,
+    check_iceberg_installed,
     check_table_name,
     new_attempt_token,
 )
@@ -128,7 +129,8 @@ ICEBERG_DEFAULT_CONN_ID = "iceberg_default"
 
 
 def check_iceberg_arguments(output_format: str, raw: bool, window_days: int | None, *, where: str = "") -> None:
-    """What an Iceberg table needs of the other arguments, checked when the DAG is parsed."""
+    """What an Iceberg table needs of the other arguments and of the installation, checked when the DAG is parsed."""
+    check_iceberg_installed(where=where)
     if output_format != "parquet":
         raise MixpanelConfigError(
             f"{where}iceberg_table needs output_format='parquet': the table's data files are the Parquet parts."

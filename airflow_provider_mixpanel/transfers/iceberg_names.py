@@ -8,6 +8,7 @@ and a killed attempt's parts stay apart until the next run finds no snapshot ref
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import secrets
 from typing import Any
@@ -19,6 +20,7 @@ from airflow_provider_mixpanel.transfers.storage import PART_DIGITS, PART_PLACEH
 TIME_COLUMN = "event_time"
 #: hex digits of an attempt's token: 48 random bits, never the same for two attempts of a window
 ATTEMPT_TOKEN_DIGITS = 12
+ICEBERG_EXTRA_HINT = 'install the iceberg extra: pip install "airflow-provider-mixpanel[iceberg]"'
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)+\Z")
 
 
@@ -30,6 +32,17 @@ def check_table_name(value: Any, argument: str = "iceberg_table", *, where: str 
             "(the namespace and the table are created when missing)."
         )
     return value
+
+
+def check_iceberg_installed(*, where: str = "") -> None:
+    """pyiceberg and the apache-iceberg provider (its ``iceberg`` connection and hook) are importable."""
+    for module in ("pyiceberg", "airflow.providers.apache.iceberg"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # a parent package is missing
+            found = False
+        if not found:
+            raise MixpanelConfigError(f"{where}iceberg_table needs {module}: {ICEBERG_EXTRA_HINT}.")
 
 
 def split_table_name(value: str) -> tuple[str, ...]:

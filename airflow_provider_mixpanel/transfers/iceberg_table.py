@@ -71,6 +71,12 @@ MAX_COMMIT_ATTEMPTS = 12
 COMMIT_RETRY_BASE_SECONDS = 0.1
 # ...up to this.
 COMMIT_RETRY_MAX_SECONDS = 5.0
+# A table made by the operator drops its oldest metadata files after each commit (pyiceberg honours
+# these), so a daily table with look-back keeps this many metadata.json files, not one per commit.
+TABLE_PROPERTIES = {
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "50",
+}
 # Snapshot summary properties that say which run and window a commit holds.
 SUMMARY_RUN_ID = "mixpanel.run-id"
 SUMMARY_WINDOW = "mixpanel.window"
@@ -193,7 +199,10 @@ class IcebergTable:
             pass
         if not self.catalog.table_exists(self.identifier):
             self.catalog.create_table_if_not_exists(
-                self.identifier, schema=schema, partition_spec=partition_spec(schema, dated=self.dated)
+                self.identifier,
+                schema=schema,
+                partition_spec=partition_spec(schema, dated=self.dated),
+                properties=TABLE_PROPERTIES,
             )
             log.info("Iceberg table %s is ready (created when missing).", self.table_name)
         check_table_fits(self.table_name, self._load().schema(), self.columns)
