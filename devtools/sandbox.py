@@ -82,6 +82,7 @@ class Sandbox:
             AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT=self.gcs.connection_json(),
             AIRFLOW_CONN_ICEBERG_DEFAULT=json.dumps({"conn_type": "iceberg", "extra": self.iceberg_properties()}),
             AIRFLOW_VAR_MIXPANEL_S3_BUCKET=S3_BUCKET,
+            AIRFLOW_VAR_MIXPANEL_LAKE_BUCKET=S3_BUCKET,
             AIRFLOW_VAR_MIXPANEL_GCS_BUCKET=GCS_BUCKET,
             STORAGE_EMULATOR_HOST=self.gcs.url,
             AWS_EC2_METADATA_DISABLED="true",

@@ -12,7 +12,8 @@ per day written.
 
 Connections: ``mixpanel_default``, ``aws_default`` and ``iceberg_default`` (an ``iceberg``
 connection: its extra holds the pyiceberg catalog properties, e.g. ``{"type": "sql", "uri":
-"postgresql+psycopg2://...", "warehouse": "s3://bucket/warehouse"}``).
+"postgresql+psycopg2://...", "warehouse": "s3://bucket/warehouse"}``). Variable
+``mixpanel_lake_bucket`` names the bucket of the parts.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ with DAG(
     # [START howto_operator_mixpanel_to_iceberg]
     export_events = MixpanelStreamToS3Operator(
         task_id="export_events",
-        s3_bucket="{{ var.value.get('mixpanel_s3_bucket', 'my-mixpanel-exports') }}",
-        s3_key="mixpanel/events/{window}/part-{part}.parquet",
+        s3_bucket="{{ var.value.get('mixpanel_lake_bucket', 'my-mixpanel-lake') }}",
+        s3_key="mixpanel/iceberg/events/{window}/part-{part}.parquet",
         output_format="parquet",
         max_file_size_bytes=256 * 1024 * 1024,
         lookback_days=5,

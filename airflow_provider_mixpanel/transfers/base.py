@@ -375,7 +375,8 @@ class BaseMixpanelStreamOperator(BaseOperator):
         self._check_hours_fit_the_project_days()
         table = self._prepared_table(context, destination)
         if table is not None:  # each attempt's parts apart: a part a snapshot references is never overwritten
-            destination = destination._replace(name_template=attempt_template(destination.name_template, table.attempt))
+            template = attempt_template(destination.name_template, str(table.attempt))
+            destination = destination._replace(name_template=template)
         store = self._object_store(destination.bucket)
         days = f" {windows[0].first}..{windows[-1].last}" if self.stream == "events" else ""
         what = f"Mixpanel {self.stream}{days}"
@@ -511,7 +512,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
             record_columns(self.stream, raw=self.raw),
             dated=self.stream == "events",
             run_id=str((context or {}).get("run_id") or "manual"),
-            attempt=new_attempt_token(),
+            attempt=new_attempt_token(context),
         )
         table.prepare()
         return table

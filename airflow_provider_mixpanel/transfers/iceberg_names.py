@@ -3,23 +3,36 @@ part names of one attempt.
 
 Each attempt writes its parts under names of its own (a token in the file name), so a part a
 snapshot references is never overwritten by a re-run: time travel keeps reading the old window,
-and a killed attempt's parts stay apart until the next run finds no snapshot referencing them.
+and a killed attempt's parts stay apart until a later run finds no snapshot referencing them.
+
+The token says who wrote the parts and when (:class:`AttemptToken`), so a run deletes another
+attempt's unreferenced parts only when that attempt cannot still commit them: an earlier try of
+the same task instance (Airflow runs one try at a time), or an attempt older than
+:data:`ORPHAN_MIN_AGE_SECONDS`. A concurrent task writing the same window keeps its parts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import re
-import secrets
-from typing import Any
+import time
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
 from airflow_provider_mixpanel.transfers.storage import PART_DIGITS, PART_PLACEHOLDER
 
 #: the column whose UTC day partitions an events table, and whose window a commit replaces
 TIME_COLUMN = "event_time"
-#: hex digits of an attempt's token: 48 random bits, never the same for two attempts of a window
-ATTEMPT_TOKEN_DIGITS = 12
+#: hex digits of an attempt's token: 8 of its start (epoch seconds), 6 of its task instance's hash,
+#: 2 of its try number (mod 256)
+ATTEMPT_TOKEN_DIGITS = 16
+_IDENTITY_DIGITS = 6
+_TRY_MODULUS = 256
+#: another task's unreferenced parts are deleted once its attempt started this long ago: no export
+#: of one window runs that long before its commit, and a daily run finds a killed attempt's parts
+ORPHAN_MIN_AGE_SECONDS = 12 * 60 * 60
 ICEBERG_EXTRA_HINT = 'install the iceberg extra: pip install "airflow-provider-mixpanel[iceberg]"'
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)+\Z")
 
@@ -50,8 +63,37 @@ def split_table_name(value: str) -> tuple[str, ...]:
     return tuple(value.split("."))
 
 
-def new_attempt_token() -> str:
-    return secrets.token_hex(ATTEMPT_TOKEN_DIGITS // 2)
+class AttemptToken(NamedTuple):
+    """Who wrote a set of parts, and when."""
+
+    started: int
+    identity: str
+    try_number: int
+
+    def __str__(self) -> str:
+        return f"{self.started:08x}{self.identity}{self.try_number % _TRY_MODULUS:02x}"
+
+    @classmethod
+    def parse(cls, text: str) -> AttemptToken:
+        return cls(int(text[:8], 16), text[8 : 8 + _IDENTITY_DIGITS], int(text[8 + _IDENTITY_DIGITS :], 16))
+
+    def may_still_commit(self, other: AttemptToken) -> bool:
+        """Whether ``other``'s attempt may still be running: not an earlier try of this task
+        instance, and younger than :data:`ORPHAN_MIN_AGE_SECONDS`."""
+        if other.identity == self.identity and other.try_number < self.try_number % _TRY_MODULUS:
+            return False
+        return self.started - other.started < ORPHAN_MIN_AGE_SECONDS
+
+
+def new_attempt_token(context: Mapping[str, Any] | None) -> AttemptToken:
+    """This attempt's token, from the task instance in the Airflow context (dag, task, run, map index, try)."""
+    context = context or {}
+    ti = context.get("ti") or context.get("task_instance")
+    fields = [getattr(ti, name, None) for name in ("dag_id", "task_id", "run_id", "map_index")]
+    identity = "/".join(str(f) for f in fields) if ti is not None else str(context.get("run_id"))
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:_IDENTITY_DIGITS]
+    try_number = getattr(ti, "try_number", 0) or 0
+    return AttemptToken(int(time.time()), digest, int(try_number))
 
 
 def attempt_template(template: str, token: str) -> str:
@@ -65,10 +107,13 @@ def attempt_template(template: str, token: str) -> str:
 
 
 def attempt_pattern(template: str, token: str) -> re.Pattern[str]:
-    """Matches the names an attempt's ``template`` (holding ``token``) makes, with any attempt's token."""
+    """Matches the names an attempt's ``template`` (holding ``token``) makes, with any attempt's
+    token (the group ``token``)."""
     pieces = []
     for piece in template.split(token):
         head, _, tail = piece.partition(PART_PLACEHOLDER)
         escaped = re.escape(head) + (rf"\d{{{PART_DIGITS}}}" + re.escape(tail) if PART_PLACEHOLDER in piece else "")
         pieces.append(escaped)
-    return re.compile(f"[0-9a-f]{{{ATTEMPT_TOKEN_DIGITS}}}".join(pieces) + r"\Z")
+    first, second, *more = pieces  # the template holds the token once (a second time: the same token)
+    group = f"(?P<token>[0-9a-f]{{{ATTEMPT_TOKEN_DIGITS}}})"
+    return re.compile(first + group + second + "".join(f"(?P=token){piece}" for piece in more) + r"\Z")

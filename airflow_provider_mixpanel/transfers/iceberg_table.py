@@ -11,9 +11,9 @@ Readers see the old window or the new one, never half. A commit that loses a rac
 writer (windows of one task, several tasks, two DAGs) is made again from the table as it then is,
 so no window is lost or doubled.
 
-A task killed between writing parts and committing leaves the table as it was; the next run
-commits its own parts and deletes the parts of the window no snapshot references
-(:meth:`IcebergTable.delete_unreferenced`), the killed attempt's among them.
+A task killed between writing parts and committing leaves the table as it was; its retry commits
+its own parts and deletes the parts of the window no snapshot references and no running attempt
+may still commit (:meth:`IcebergTable.delete_unreferenced`), the killed try's among them.
 
 The connection is the ``iceberg`` connection of Airflow's apache-iceberg provider: its extra holds
 pyiceberg's catalog properties (``type``, ``uri``, ``warehouse``, ``s3.endpoint``...).
@@ -44,6 +44,7 @@ from airflow_provider_mixpanel.errors import MixpanelConfigError
 from airflow_provider_mixpanel.schemas import JSON, TEXT, TIMESTAMP, Column
 from airflow_provider_mixpanel.transfers.iceberg_names import (
     TIME_COLUMN,
+    AttemptToken,
     attempt_pattern,
     split_table_name,
 )
@@ -162,7 +163,14 @@ class IcebergTable:
     """
 
     def __init__(
-        self, table_name: str, conn_id: str, columns: Sequence[Column], *, dated: bool, run_id: str, attempt: str
+        self,
+        table_name: str,
+        conn_id: str,
+        columns: Sequence[Column],
+        *,
+        dated: bool,
+        run_id: str,
+        attempt: AttemptToken,
     ):
         self.table_name = table_name
         self.identifier = split_table_name(table_name)
@@ -173,6 +181,9 @@ class IcebergTable:
         self.attempt = attempt
         self._catalog: Catalog | None = None
         self._catalog_lock = threading.Lock()
+        # The windows of one task commit one at a time: racing each other would only make them
+        # retry (each commit rewrites the table's one metadata pointer). Other tasks still race.
+        self._commit_lock = threading.Lock()
         # manifest path -> the data files it lists: manifests never change, so each is read once a run
         self._manifest_files: dict[str, frozenset[str]] = {}
 
@@ -219,6 +230,10 @@ class IcebergTable:
         summary = {SUMMARY_RUN_ID: self.run_id, SUMMARY_WINDOW: window.label if self.dated else "profiles"}
         summary[SUMMARY_COMMIT_ID] = commit_id
         files = [part.uri for part in parts if part.records]  # an empty part has no statistics to place it
+        with self._commit_lock:
+            return self._commit(window, files, summary, commit_id)
+
+    def _commit(self, window: Window, files: list[str], summary: dict[str, str], commit_id: str) -> int:
         started = time.monotonic()
         for attempt in range(1, MAX_COMMIT_ATTEMPTS + 1):
             table = self._load()
@@ -279,7 +294,7 @@ class IcebergTable:
 
     def sibling_pattern(self, template: str) -> re.Pattern[str]:
         """Matches the part names of ``template`` (this attempt's) with any attempt's token."""
-        return attempt_pattern(template, self.attempt)
+        return attempt_pattern(template, str(self.attempt))
 
     def delete_unreferenced(self, store: ObjectStore, template: str, parts: Sequence[WrittenPart]) -> list[str]:
         """Delete the window's parts of other attempts that no snapshot references (a killed

@@ -158,6 +158,9 @@ def test_hook_inside_a_task(sandbox):
 
 def test_daily_events_into_iceberg_commit_each_day_and_emit_one_event_per_day(sandbox):
     pytest.importorskip("pyiceberg", reason="the iceberg extra (pyiceberg) is not installed")
+    from tests.integration.transfers.test_iceberg import skip_without_sql_catalog
+
+    skip_without_sql_catalog()
     sandbox.dags_test("example_mixpanel_events_to_iceberg", "2024-03-07")
     last = date(2024, 3, 6)
     days = [last - timedelta(days=n) for n in range(LOOKBACK_DAYS, -1, -1)]

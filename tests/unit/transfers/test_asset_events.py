@@ -6,7 +6,13 @@ import pytest
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
 from airflow_provider_mixpanel.transfers.asset_events import WINDOWS_KEY, WindowEvent, emit_window_events
-from airflow_provider_mixpanel.transfers.iceberg_names import attempt_pattern, attempt_template, check_table_name
+from airflow_provider_mixpanel.transfers.iceberg_names import (
+    ORPHAN_MIN_AGE_SECONDS,
+    AttemptToken,
+    attempt_pattern,
+    attempt_template,
+    check_table_name,
+)
 
 WINDOWS = [
     WindowEvent(
@@ -48,13 +54,21 @@ def test_no_outlets_no_events():
 
 
 def test_attempt_names_keep_the_template_and_match_any_attempt():
-    template = attempt_template("e/2024-03-01/part-{part}.parquet", "0123456789ab")
-    assert template == "e/2024-03-01/part-{part}-0123456789ab.parquet"
-    pattern = attempt_pattern(template, "0123456789ab")
-    assert pattern.match("e/2024-03-01/part-00003-ffffffffffff.parquet")
+    template = attempt_template("e/2024-03-01/part-{part}.parquet", "0123456789abcdef")
+    assert template == "e/2024-03-01/part-{part}-0123456789abcdef.parquet"
+    pattern = attempt_pattern(template, "0123456789abcdef")
+    assert pattern.match("e/2024-03-01/part-00003-ffffffffffffffff.parquet")
     assert not pattern.match("e/2024-03-01/_manifest.json")
     assert not pattern.match("e/2024-03-01/part-00003.parquet")
-    assert attempt_template("p/profiles.parquet", "0123456789ab") == "p/profiles-0123456789ab.parquet"
+    assert attempt_template("p/profiles.parquet", "0123456789abcdef") == "p/profiles-0123456789abcdef.parquet"
+
+
+def test_only_an_earlier_try_or_an_old_attempt_may_lose_its_unreferenced_parts():
+    now = AttemptToken(1_700_000_000, "abc123", 3)
+    assert not now.may_still_commit(AttemptToken(now.started - 60, "abc123", 2)), "an earlier try is dead"
+    assert now.may_still_commit(AttemptToken(now.started - 60, "def456", 1)), "another task may still commit"
+    assert not now.may_still_commit(AttemptToken(now.started - ORPHAN_MIN_AGE_SECONDS, "def456", 1))
+    assert AttemptToken.parse(str(now)) == now
 
 
 @pytest.mark.parametrize("name", ["events", "", ".events", "a..b", "a.b c", None])
