@@ -22,14 +22,16 @@ from datetime import datetime
 
 try:  # Airflow 3
     from airflow.sdk import DAG, Asset
-except ImportError:  # Airflow 2.11
+
+    #: the table as an asset: downstream DAGs schedule on it
+    EVENTS_TABLE = Asset(name="mixpanel_events_table", uri="iceberg://mixpanel/events")
+except ImportError:  # Airflow 2.11: a dataset, named by its URI
     from airflow import DAG
-    from airflow.datasets import Dataset as Asset
+    from airflow.datasets import Dataset
+
+    EVENTS_TABLE = Dataset("iceberg://mixpanel/events")
 
 from airflow_provider_mixpanel.transfers.mixpanel_to_s3 import MixpanelStreamToS3Operator
-
-#: the table as an asset: downstream DAGs schedule on it
-EVENTS_TABLE = Asset(name="mixpanel_events_table", uri="iceberg://mixpanel/events")
 
 with DAG(
     dag_id="example_mixpanel_events_to_iceberg",

@@ -13,12 +13,14 @@ from datetime import date, datetime, timedelta
 
 try:  # Airflow 3
     from airflow.sdk import DAG, Asset, task
-except ImportError:  # Airflow 2.11
+
+    EVENTS_TABLE = Asset(name="mixpanel_events_table", uri="iceberg://mixpanel/events")
+except ImportError:  # Airflow 2.11: a dataset, named by its URI
     from airflow import DAG
-    from airflow.datasets import Dataset as Asset
+    from airflow.datasets import Dataset
     from airflow.decorators import task
 
-EVENTS_TABLE = Asset(name="mixpanel_events_table", uri="iceberg://mixpanel/events")
+    EVENTS_TABLE = Dataset("iceberg://mixpanel/events")
 
 try:  # Airflow 3.3+: one run per partition (day) of the asset's events
     from airflow.sdk import PartitionedAssetTimetable

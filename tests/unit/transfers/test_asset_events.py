@@ -28,9 +28,11 @@ def _asset_and_events():
     try:
         from airflow.sdk import Asset
         from airflow.sdk.execution_time.context import OutletEventAccessors
-    except ImportError:  # Airflow 2.11
-        from airflow.datasets import Dataset as Asset
+    except ImportError:  # Airflow 2.11: datasets
+        from airflow.datasets import Dataset
         from airflow.utils.context import OutletEventAccessors  # type: ignore[no-redef]
+
+        return Dataset("s3://b/e/"), OutletEventAccessors()
     return Asset(name="mixpanel_events", uri="s3://b/e/"), OutletEventAccessors()
 
 
