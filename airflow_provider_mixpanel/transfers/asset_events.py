@@ -13,9 +13,16 @@ the asset carries the same ``extra``, without partition keys.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from airflow_provider_mixpanel.transfers.windows import PROFILES
+
+if TYPE_CHECKING:
+    from airflow_provider_mixpanel.transfers.runner import OutputResult
+    from airflow_provider_mixpanel.transfers.windows import Unit
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +71,34 @@ def emit_window_events(context: Mapping[str, Any], outlets: Iterable[Any], windo
     else:
         log.info("Asset event for %s: window(s) %s (partition keys need Airflow 3.3+)", names, ", ".join(keys))
     return keys if partitioned else []
+
+
+def context_date(context: Any) -> str:
+    """The run's date (``ds``): the window label of a snapshot kind (profiles) in asset events."""
+    ds = (context or {}).get("ds") if hasattr(context, "get") else None
+    return str(ds) if ds else "profiles"
+
+
+def window_events(units: list[Unit], outputs: list[OutputResult], *, run_label: str) -> list[WindowEvent]:
+    """Each output's window as its asset event tells it: the units of one name template, as
+    :meth:`~.runner.ExportRun.write_units` groups them, zipped with what writing them did."""
+    groups = [list(group) for _, group in itertools.groupby(units, key=lambda unit: unit.name_template)]
+    events = []
+    for group, output in zip(groups, outputs, strict=True):
+        windows = [window for unit in group for window in unit.windows]
+        parts = [part for result in output.units for part in result.parts]
+        first, last = windows[0], windows[-1]
+        if first is PROFILES:
+            label = run_label
+        else:
+            label = first.label if first == last else f"{first.label}_{last.label}"
+        events.append(
+            WindowEvent(
+                window=label,
+                records=sum(p.records for p in parts),
+                bytes=sum(p.bytes for p in parts),
+                manifest=output.completed.manifest,
+                snapshot_id=output.completed.snapshot_id,
+            )
+        )
+    return events

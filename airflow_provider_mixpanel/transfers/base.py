@@ -11,7 +11,6 @@ thread, :mod:`.storage` is the commit-or-abort interface the storage modules imp
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 from abc import abstractmethod
@@ -44,11 +43,16 @@ from airflow_provider_mixpanel.transfers.arguments import (
     check_window_hours,
     task_prefix,
 )
-from airflow_provider_mixpanel.transfers.asset_events import WindowEvent, emit_window_events
+from airflow_provider_mixpanel.transfers.asset_events import (
+    WindowEvent,
+    context_date,
+    emit_window_events,
+    window_events,
+)
 from airflow_provider_mixpanel.transfers.iceberg_names import (
-    TIME_COLUMN,
+    ICEBERG_DEFAULT_CONN_ID,
     attempt_template,
-    check_iceberg_installed,
+    check_iceberg_arguments,
     check_table_name,
     new_attempt_token,
 )
@@ -69,9 +73,7 @@ from airflow_provider_mixpanel.transfers.windows import (
 if TYPE_CHECKING:
     from airflow_provider_mixpanel.streams import RecordStream
     from airflow_provider_mixpanel.transfers.iceberg_table import IcebergTable
-    from airflow_provider_mixpanel.transfers.runner import OutputResult
     from airflow_provider_mixpanel.transfers.storage import ObjectStore
-    from airflow_provider_mixpanel.transfers.windows import Unit
 
 __all__ = ["AirflowTaskAborted", "BaseMixpanelStreamOperator", "Destination", "Manifest", "PartInfo"]
 
@@ -122,29 +124,6 @@ class Manifest(TypedDict):
     windows: list[WindowEvent]
     #: the Iceberg table committed into (``iceberg_table``), else ``None``
     iceberg_table: str | None
-
-
-#: the apache-iceberg provider's default connection id (``IcebergHook.default_conn_name``)
-ICEBERG_DEFAULT_CONN_ID = "iceberg_default"
-
-
-def check_iceberg_arguments(output_format: str, raw: bool, window_days: int | None, *, where: str = "") -> None:
-    """What an Iceberg table needs of the other arguments and of the installation, checked when the DAG is parsed."""
-    check_iceberg_installed(where=where)
-    if output_format != "parquet":
-        raise MixpanelConfigError(
-            f"{where}iceberg_table needs output_format='parquet': the table's data files are the Parquet parts."
-        )
-    if raw:
-        raise MixpanelConfigError(
-            f"{where}iceberg_table needs normalized records (raw=False): a table's rows are replaced by "
-            f"{TIME_COLUMN}, which raw records do not have as a column."
-        )
-    if window_days not in (None, 1):
-        raise MixpanelConfigError(
-            f"{where}iceberg_table with window_days={window_days}: each day is committed on its own (a table "
-            "partition is a day), so use window_days=1 or None, or window_hours."
-        )
 
 
 class _Lineage(NamedTuple):
@@ -595,34 +574,3 @@ class BaseMixpanelStreamOperator(BaseOperator):
         scheme, bucket, template = self._lineage
         outputs = [Dataset(namespace=f"{scheme}://{bucket}", name=common_directory(template))]
         return OperatorLineage(inputs=inputs, outputs=outputs)
-
-
-def context_date(context: Any) -> str:
-    """The run's date (``ds``): the window label of a snapshot kind (profiles) in asset events."""
-    ds = (context or {}).get("ds") if hasattr(context, "get") else None
-    return str(ds) if ds else "profiles"
-
-
-def window_events(units: list[Unit], outputs: list[OutputResult], *, run_label: str) -> list[WindowEvent]:
-    """Each output's window as its asset event tells it: the units of one name template, as
-    :meth:`~.runner.ExportRun.write_units` groups them, zipped with what writing them did."""
-    groups = [list(group) for _, group in itertools.groupby(units, key=lambda unit: unit.name_template)]
-    events = []
-    for group, output in zip(groups, outputs, strict=True):
-        windows = [window for unit in group for window in unit.windows]
-        parts = [part for result in output.units for part in result.parts]
-        first, last = windows[0], windows[-1]
-        if first is PROFILES:
-            label = run_label
-        else:
-            label = first.label if first == last else f"{first.label}_{last.label}"
-        events.append(
-            WindowEvent(
-                window=label,
-                records=sum(p.records for p in parts),
-                bytes=sum(p.bytes for p in parts),
-                manifest=output.completed.manifest,
-                snapshot_id=output.completed.snapshot_id,
-            )
-        )
-    return events

@@ -37,6 +37,29 @@ ICEBERG_EXTRA_HINT = 'install the iceberg extra: pip install "airflow-provider-m
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)+\Z")
 
 
+#: the apache-iceberg provider's default connection id (``IcebergHook.default_conn_name``)
+ICEBERG_DEFAULT_CONN_ID = "iceberg_default"
+
+
+def check_iceberg_arguments(output_format: str, raw: bool, window_days: int | None, *, where: str = "") -> None:
+    """What an Iceberg table needs of the other arguments and of the installation, checked when the DAG is parsed."""
+    check_iceberg_installed(where=where)
+    if output_format != "parquet":
+        raise MixpanelConfigError(
+            f"{where}iceberg_table needs output_format='parquet': the table's data files are the Parquet parts."
+        )
+    if raw:
+        raise MixpanelConfigError(
+            f"{where}iceberg_table needs normalized records (raw=False): a table's rows are replaced by "
+            f"{TIME_COLUMN}, which raw records do not have as a column."
+        )
+    if window_days not in (None, 1):
+        raise MixpanelConfigError(
+            f"{where}iceberg_table with window_days={window_days}: each day is committed on its own (a table "
+            "partition is a day), so use window_days=1 or None, or window_hours."
+        )
+
+
 def check_table_name(value: Any, argument: str = "iceberg_table", *, where: str = "") -> str:
     """``namespace.table`` (or ``a.b.table``): letters, digits, ``_`` and ``-`` between dots."""
     if not isinstance(value, str) or not _TABLE_NAME.match(value):
