@@ -2,7 +2,9 @@
 
 Starts the bundled Mixpanel-compatible server and the S3 (moto) and GCS (fake-gcs-server)
 emulators on 127.0.0.1, runs ``airflow dags test example_mixpanel_events_to_s3`` in a throwaway
-AIRFLOW_HOME, shows what was written, and stops every server, also when something fails.
+AIRFLOW_HOME, shows what was written, then runs ``example_mixpanel_events_to_iceberg`` into an
+Iceberg table (a SQLite catalog, its warehouse in the S3 emulator) and queries it with DuckDB, and
+stops every server, also when something fails.
 """
 
 from __future__ import annotations
