@@ -41,6 +41,7 @@ from airflow_provider_mixpanel.transfers.windows import window_where
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from airflow_provider_mixpanel.transfers.iceberg_table import IcebergTable
     from airflow_provider_mixpanel.transfers.parts import WrittenPart
     from airflow_provider_mixpanel.transfers.storage import ObjectStore, StoredObject
     from airflow_provider_mixpanel.transfers.windows import Window
@@ -76,6 +77,8 @@ class Completed(NamedTuple):
     deleted_stale: list[str]
     #: the URI of the ``_manifest.json`` written, ``None`` without one
     manifest: str | None
+    #: the Iceberg snapshot that holds the window (``None`` without ``iceberg_table``)
+    snapshot_id: int | None = None
 
 
 class Claim(NamedTuple):
@@ -91,6 +94,8 @@ class WindowOutputs:
     """Prepares and finishes the objects of each window in ``store``.
 
     :param manifest: what manifests say; ``None`` writes none (``write_manifest=False``).
+    :param table: an Iceberg table each window is committed into once its parts are written (and
+        before its manifest, which then names the snapshot); ``None``: files only.
     :param writer: this task attempt, as the windows' leases name it (``None``: this process).
     :param leases: takes and renews the leases (made from ``store`` and ``writer`` when not given).
     """
@@ -100,11 +105,13 @@ class WindowOutputs:
         store: ObjectStore,
         *,
         manifest: ManifestContext | None,
+        table: IcebergTable | None = None,
         writer: Writer | None = None,
         leases: Leases | None = None,
     ):
         self.store = store
         self.manifest = manifest
+        self.table = table
         self.leases = leases if leases is not None else Leases(store, writer or Writer.of_task(None))
 
     def begin(self, template: str) -> Claim:
@@ -115,7 +122,9 @@ class WindowOutputs:
         try:
             if self.manifest is not None:
                 self.store.delete([manifest_name(template)])
-            aborted = self.store.abort_incomplete_uploads(output_prefix(template), output_pattern(template))
+            # With a table each attempt names its parts apart: a killed attempt's uploads match any attempt's names.
+            pattern = self.table.sibling_pattern(template) if self.table is not None else output_pattern(template)
+            aborted = self.store.abort_incomplete_uploads(output_prefix(template), pattern)
             if aborted:
                 log.warning(
                     "Aborted %d incomplete upload(s) an earlier, killed attempt left open: %s",
@@ -123,8 +132,9 @@ class WindowOutputs:
                     ", ".join(aborted),
                 )
             # Parts are created, never overwritten, so the old ones go first; one fixed object (no
-            # {part}) is replaced in place by its commit, so readers of it never see it missing.
-            replaced = self._names(template) if PART_PLACEHOLDER in template else []
+            # {part}) is replaced in place by its commit, so readers of it never see it missing. A
+            # table's old parts stay until its commit no longer references them (delete_unreferenced).
+            replaced = self._names(template) if PART_PLACEHOLDER in template and self.table is None else []
             if replaced:
                 log.info("Deleting the %d part(s) an earlier run wrote: %s", len(replaced), ", ".join(replaced))
                 self.store.delete(replaced)
@@ -163,7 +173,7 @@ class WindowOutputs:
         self.leases.renew(claim.lease)  # raises if another task took the window over
         written = {p.name for p in parts}
         replaced = [self.store.uri(name) for name in claim.replaced if name not in written]
-        if PART_PLACEHOLDER not in template and self.manifest is None:
+        if PART_PLACEHOLDER not in template and self.manifest is None and self.table is None:
             return Completed(replaced, None)  # one fixed object: nothing stale, nothing to list
         pattern = output_pattern(template)
         listed = {o.name: o for o in self.store.list_objects(output_prefix(template)) if pattern.match(o.name)}
@@ -174,8 +184,23 @@ class WindowOutputs:
             log.warning("Deleting %d part(s) this task did not write: %s", len(stale), ", ".join(stale))
             self.store.delete(stale)
         deleted = sorted({*replaced, *(self.store.uri(name) for name in stale)})
+        snapshot_id = self.table.commit(windows[0], parts) if self.table is not None else None
+        uri = self._write_manifest(template, windows, parts, stored, exported_at, snapshot_id)
+        if self.table is not None:  # after the commit: the parts it replaced may now be unreferenced
+            deleted += self.table.delete_unreferenced(self.store, template, parts)
+        return Completed(deleted, uri, snapshot_id)
+
+    def _write_manifest(
+        self,
+        template: str,
+        windows: Sequence[Window],
+        parts: Sequence[WrittenPart],
+        stored: list[StoredObject],
+        exported_at: datetime,
+        snapshot_id: int | None,
+    ) -> str | None:
         if self.manifest is None:
-            return Completed(deleted, None)
+            return None
         name = manifest_name(template)
         manifest = build_manifest(
             stream=self.manifest.stream,
@@ -185,6 +210,7 @@ class WindowOutputs:
             project_id=self.manifest.project_id,
             region=self.manifest.region,
             request=self._request(windows),
+            snapshot_id=snapshot_id,
         )
         uri = self.store.uri(name)
         try:
@@ -196,7 +222,7 @@ class WindowOutputs:
                 "this one again."
             ) from err
         log.info("Wrote %s: %d part(s), %d records, %d bytes", uri, len(parts), manifest["records"], manifest["bytes"])
-        return Completed(deleted, uri)
+        return uri
 
     def _stored(self, part: WrittenPart, listed: dict[str, StoredObject]) -> StoredObject:
         """The part as the store lists it, checked against what was written."""
