@@ -85,7 +85,9 @@ class Claim(NamedTuple):
     """A window this task is writing: its lease, and the parts an earlier run left there."""
 
     template: str
-    lease: Lease
+    #: ``None`` for a table window: Iceberg's own optimistic commits and per-attempt part names let
+    #: two tasks on one day both land (the table keeps one of them whole)
+    lease: Lease | None
     #: the names of the parts an earlier run wrote, deleted before this run's first part
     replaced: list[str]
 
@@ -118,7 +120,8 @@ class WindowOutputs:
         """Before the window's first part: take its lease, delete its manifest, abort uploads left
         open, delete the parts an earlier run wrote. Raises
         :class:`~.lease.WindowLockedError` when another task holds the window."""
-        lease = self.leases.acquire(lease_name(template, own_folder=self.manifest is not None))
+        own_folder = self.manifest is not None
+        lease = self.leases.acquire(lease_name(template, own_folder=own_folder)) if self.table is None else None
         try:
             if self.manifest is not None:
                 self.store.delete([manifest_name(template)])
@@ -139,17 +142,20 @@ class WindowOutputs:
                 log.info("Deleting the %d part(s) an earlier run wrote: %s", len(replaced), ", ".join(replaced))
                 self.store.delete(replaced)
         except BaseException:
-            self.leases.release(lease)
+            if lease is not None:
+                self.leases.release(lease)
             raise
         return Claim(template, lease, replaced)
 
     def check(self, claim: Claim) -> None:
         """Before each part's commit: raise if the window's lease may be lost."""
-        self.leases.check(claim.lease)
+        if claim.lease is not None:
+            self.leases.check(claim.lease)
 
     def release(self, claim: Claim) -> None:
         """Hand the window's lease back (after :meth:`end`, or after a failure)."""
-        self.leases.release(claim.lease)
+        if claim.lease is not None:
+            self.leases.release(claim.lease)
 
     def close(self) -> None:
         """Stop renewing leases (the run is over)."""
@@ -170,7 +176,8 @@ class WindowOutputs:
         :param exported_at: when the (earliest) export request of these windows was sent.
         """
         template = claim.template
-        self.leases.renew(claim.lease)  # raises if another task took the window over
+        if claim.lease is not None:
+            self.leases.renew(claim.lease)  # raises if another task took the window over
         written = {p.name for p in parts}
         replaced = [self.store.uri(name) for name in claim.replaced if name not in written]
         if PART_PLACEHOLDER not in template and self.manifest is None and self.table is None:
@@ -214,7 +221,9 @@ class WindowOutputs:
         )
         uri = self.store.uri(name)
         try:
-            self.store.put(name, encode_manifest(manifest), MANIFEST_CONTENT_TYPE, if_absent=True)
+            # Create-only under a lease; a table's window may be finished by two tasks, the last one's
+            # manifest naming the snapshot that holds it.
+            self.store.put(name, encode_manifest(manifest), MANIFEST_CONTENT_TYPE, if_absent=self.table is None)
         except PreconditionFailed as err:
             raise StorageConflictError(
                 f"{uri} appeared while this task wrote the window: a task that takes no lease (an older "
