@@ -108,9 +108,7 @@ class Tab:
 
     def js(self, expression: str) -> Any:
         """The value of a JavaScript expression (awaited when it is a promise)."""
-        result = self.send(
-            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True}
-        )
+        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
         if "exceptionDetails" in result:
             raise BrowserError(f"{expression[:200]}: {result['exceptionDetails'].get('exception', result)}")
         return result.get("result", {}).get("value")
@@ -144,9 +142,7 @@ class Tab:
             " const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
         )
         for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
-            self.send(
-                "Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}
-            )
+            self.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
 
     def type_text(self, selector_js: str, text: str, what: str) -> None:
         """Focus an input and type into it as a keyboard would (React sees real input events)."""

@@ -5,6 +5,7 @@ page; no secret on any page. Every page is kept as a screenshot in the artifact 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -12,13 +13,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from devtools.deployment.browser import Browser, Tab
-from devtools.deployment.checks import Report
-from devtools.deployment.processes import Services
-from devtools.deployment.rest import AirflowApi
+
+if TYPE_CHECKING:
+    from devtools.deployment.checks import Report
+    from devtools.deployment.processes import Services
+    from devtools.deployment.rest import AirflowApi
 
 # The connection form's extra fields: key -> the start of its label. A numeric id must be a
 # one-line input; a text area is the widget Airflow draws for a field typed ["integer", "string"].
@@ -102,10 +105,8 @@ class UiCheck:
             step()
         except Exception as err:  # reported; a screenshot shows what the page was
             self.report.record(f"browser: {name}", False, f"{type(err).__name__}: {err}")
-            try:
+            with contextlib.suppress(Exception):
                 self.shot(f"failed-{name.replace(' ', '-')}")
-            except Exception:
-                pass
 
     def dialog_fields(self) -> dict[str, dict[str, Any]]:
         """The dialog's fields, with its "Extra Fields" section open (Airflow shows it closed)."""
@@ -200,7 +201,9 @@ class UiCheck:
             for key, label in EXTRA_FIELDS.items()
             if key in fields and not fields[key]["label"].startswith(label)
         }
-        self.report.record(f"browser: the {dialog} dialog's extra fields have their labels", not wrong_labels, str(wrong_labels))
+        self.report.record(
+            f"browser: the {dialog} dialog's extra fields have their labels", not wrong_labels, str(wrong_labels)
+        )
         kinds = {key: fields[key]["tag"] for key in ONE_LINE_FIELDS if key in fields}
         self.report.record(
             f"browser: the {dialog} dialog's ids and timezone are one-line inputs, not text areas",
