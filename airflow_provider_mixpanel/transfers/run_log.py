@@ -10,6 +10,7 @@ Pure functions from values to text; :mod:`~airflow_provider_mixpanel.transfers.b
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
@@ -24,6 +25,11 @@ BYTE_UNITS = ("bytes", "kB", "MB", "GB", "TB")
 BYTES_PER_UNIT = 1000
 # Up to this many days are listed one by one in the plan line; longer spans as first..last.
 MAX_DAYS_LISTED = 3
+# Characters a line may hold: Airflow 3's log view, 1400 pixels wide with the grid beside it,
+# shows about 95 after its "[time] INFO - " prefix without scrolling sideways.
+LINE_WIDTH = 95
+# how a wrapped sentence's next lines start, so they read as one
+CONTINUATION = "  "
 
 
 def human_bytes(count: int | float) -> str:
@@ -73,6 +79,9 @@ def plan_lines(
 ) -> list[str]:
     """What the run will export and why, before any request: the first line names every day.
 
+    ``Exporting events 2024-05-09..2024-05-14 (6 days): run day 2024-05-14 + 5 look-back days.``,
+    then, for the run's own days, how they follow from the run (wrapped to :data:`LINE_WIDTH`).
+
     :param run_days: the run's own days when ``from_date`` / ``to_date`` were not given.
     :param lookback_days: the days exported again before the run's (or the given) first day.
     """
@@ -81,22 +90,26 @@ def plan_lines(
     first, last = windows[0].first, windows[-1].last
     assert first is not None and last is not None
     days = (last - first).days + 1
-    head = f"Exporting {plural(days, 'day')} of {stream}, {days_text(first, last)}"
-    if len(windows) != days:
-        head += f", in {plural(len(windows), 'window')}"
+    counts = plural(days, "day") + (f", {plural(len(windows), 'window')}" if len(windows) != days else "")
+    head = f"Exporting {stream} {days_text(first, last)} ({counts})"
     own_first = first + timedelta(days=lookback_days)
-    own = days_text(own_first, last)
+    own_days = (last - own_first).days + 1
+    # name the run's own days while they fit on the line; a long run by their count
+    own = days_text(own_first, last) if own_days <= MAX_DAYS_LISTED else f"{own_days}"
     if run_days is not None:
-        head += f": the run's {'day' if own_first == last else 'days'} {own}"
+        head += (
+            f": run {'day' if own_days == 1 else 'days'} {own}" if own_days <= MAX_DAYS_LISTED else f": {own} run days"
+        )
     elif lookback_days:
-        head += f": from_date..to_date {own}"
+        head += f": from_date..to_date {own}" if own_days <= MAX_DAYS_LISTED else f": {own} given"
     else:
         head += ": from_date..to_date as given"
     if lookback_days:
-        head += f" and {plural(lookback_days, 'look-back day')} before"
+        head += f" + {plural(lookback_days, 'look-back day')}"
     lines = [head + "."]
     if run_days is not None:
-        lines.append(f"The run's day{'s' if own_first != last else ''}: {run_days.reason}.")
+        why = f"Run {'day' if own_days == 1 else 'days'} {days_text(own_first, last)}: {run_days.reason}."
+        lines += textwrap.wrap(why, LINE_WIDTH, subsequent_indent=CONTINUATION)
     return lines
 
 
@@ -116,9 +129,12 @@ def summary_line(
     *, final: bool, records: int, bytes_in: int, bytes_out: int, seconds: float, windows: int | None = None
 ) -> str:
     """The progress line every few seconds, and the summary at the end."""
-    rate = records / seconds if seconds > 0 else 0.0
-    what = f"{plural(records, 'record')}" + (f" in {plural(windows, 'window')}" if windows is not None else "")
+    rate = f"{records / seconds if seconds > 0 else 0.0:,.0f} records/s"
+    if final:
+        what = plural(records, "record") + (f" in {plural(windows, 'window')}" if windows is not None else "")
+        return f"Done: {what}, {human_bytes(bytes_out)} written in {human_duration(seconds)} ({rate})."
+    # parts are uploaded as they fill up: what was encoded shows progress before the first upload
     return (
-        f"{'Done' if final else 'Progress'}: {what}, {human_bytes(bytes_out)} written "
-        f"({human_bytes(bytes_in)} as JSON lines), {human_duration(seconds)}, {rate:,.0f} records/s."
+        f"Progress: {plural(records, 'record')}, {human_bytes(bytes_in)} encoded, "
+        f"{human_bytes(bytes_out)} written, {human_duration(seconds)} ({rate})."
     )

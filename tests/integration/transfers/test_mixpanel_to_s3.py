@@ -534,8 +534,8 @@ def test_default_days_come_from_the_run(mixpanel, s3, caplog):
         ("2024-03-04", "2024-03-10"),
         ("2024-03-11", "2024-03-11"),
     ]
-    assert "Exporting 1 day of events, 2024-03-11: the run's day 2024-03-11." in caplog.text
-    assert "The run's day: the run's data interval is empty" in caplog.text
+    assert "Exporting events 2024-03-11 (1 day): run day 2024-03-11." in caplog.text
+    assert "Run day 2024-03-11: the run's data interval is empty" in caplog.text
     assert "Committed 2024-03-11: 30 records, " in caplog.text
 
 

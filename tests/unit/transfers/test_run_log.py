@@ -6,6 +6,7 @@ import pytest
 
 from airflow_provider_mixpanel.transfers.parts import WrittenPart
 from airflow_provider_mixpanel.transfers.run_log import (
+    LINE_WIDTH,
     human_bytes,
     human_duration,
     plan_lines,
@@ -13,10 +14,6 @@ from airflow_provider_mixpanel.transfers.run_log import (
     window_line,
 )
 from airflow_provider_mixpanel.transfers.windows import PROFILES, RunDays, Window, plan_windows
-
-# What an Airflow log line may hold after its prefix (timestamp, level, source) and still show
-# whole in Airflow 3's log view 1400 pixels wide (about 170 characters in all).
-LINE_BUDGET = 120
 
 
 @pytest.mark.parametrize(
@@ -45,22 +42,30 @@ def test_first_line_names_the_run_day_and_the_look_back():
     windows = plan_windows(date(2024, 5, 14), date(2024, 5, 14), None, lookback_days=5)
     run_days = RunDays(date(2024, 5, 14), date(2024, 5, 14), "the run's data interval is empty")
     first, why = plan_lines("events", windows, run_days=run_days, lookback_days=5)
-    assert first == (
-        "Exporting 6 days of events, 2024-05-09..2024-05-14: the run's day 2024-05-14 and 5 look-back days before."
+    assert first == "Exporting events 2024-05-09..2024-05-14 (6 days): run day 2024-05-14 + 5 look-back days."
+    assert why == "Run day 2024-05-14: the run's data interval is empty."
+
+
+def test_a_long_reason_is_wrapped_into_short_lines():
+    windows = plan_windows(date(2024, 5, 14), date(2024, 5, 14), None)
+    reason = "the run's data interval is empty (Airflow 3's default CronTriggerTimetable): the day before its end " * 2
+    _, *why = plan_lines(
+        "events", windows, run_days=RunDays(windows[0].first, windows[0].last, reason), lookback_days=0
     )
-    assert why == "The run's day: the run's data interval is empty."
+    assert len(why) > 1 and all(len(line) <= LINE_WIDTH for line in why)
+    assert why[1].startswith("  ")
 
 
 def test_given_dates_are_named_as_given():
     windows = plan_windows(date(2024, 3, 1), date(2024, 3, 2), 1)
     (line,) = plan_lines("events", windows, run_days=None, lookback_days=0)
-    assert line == "Exporting 2 days of events, 2024-03-01 and 2024-03-02: from_date..to_date as given."
+    assert line == "Exporting events 2024-03-01 and 2024-03-02 (2 days): from_date..to_date as given."
 
 
 def test_hour_windows_are_counted_apart_from_days():
     windows = plan_windows(date(2024, 3, 1), date(2024, 3, 1), None, window_hours=6)
     (line,) = plan_lines("events", windows, run_days=None, lookback_days=0)
-    assert line.startswith("Exporting 1 day of events, 2024-03-01, in 4 windows:")
+    assert line.startswith("Exporting events 2024-03-01 (1 day, 4 windows):")
 
 
 def test_profiles_say_they_are_a_snapshot():
@@ -77,15 +82,23 @@ def test_window_line_is_short_and_counts_every_part():
 
 def test_summary_has_records_bytes_and_duration():
     line = summary_line(final=True, records=600, bytes_in=190_000, bytes_out=32_100, seconds=3.2, windows=6)
-    assert line == "Done: 600 records in 6 windows, 32.1 kB written (190 kB as JSON lines), 3.2 s, 188 records/s."
+    assert line == "Done: 600 records in 6 windows, 32.1 kB written in 3.2 s (188 records/s)."
+
+
+def test_progress_shows_what_was_encoded_before_the_first_upload():
+    line = summary_line(final=False, records=6000, bytes_in=1_200_000, bytes_out=0, seconds=10)
+    assert line == "Progress: 6,000 records, 1.2 MB encoded, 0 bytes written, 10.0 s (600 records/s)."
 
 
 def test_every_line_fits_without_horizontal_scrolling():
     windows = plan_windows(date(2024, 3, 1), date(2024, 3, 30), 1, lookback_days=5)
     run_days = RunDays(date(2024, 3, 1), date(2024, 3, 30), "the complete UTC days of the run's data interval")
+    hours = plan_windows(date(2024, 3, 1), date(2024, 3, 30), None, window_hours=1, lookback_days=5)
     lines = [
         *plan_lines("events", windows, run_days=run_days, lookback_days=5),
+        *plan_lines("events", hours, run_days=None, lookback_days=5),
+        window_line(hours[:1], [WrittenPart("a", "s3://b/a", 123_456, 98_765_432)]),
         window_line(windows[:1], [WrittenPart("a", "s3://b/a", 123_456, 98_765_432)]),
         summary_line(final=True, records=12_345_678, bytes_in=9 * 10**10, bytes_out=10**10, seconds=7300, windows=35),
     ]
-    assert all(len(line) <= LINE_BUDGET for line in lines), [line for line in lines if len(line) > LINE_BUDGET]
+    assert all(len(line) <= LINE_WIDTH for line in lines), [line for line in lines if len(line) > LINE_WIDTH]
