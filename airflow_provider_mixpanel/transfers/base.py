@@ -324,9 +324,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
         self._check_hours_fit_the_project_days()
         store = self._object_store(destination.bucket)
         log.info("Writing to %s", store.uri(common_directory(destination.name_template)))
-        days = f" {windows[0].first}..{windows[-1].last}" if self.stream == "events" else ""
-        what = f"Mixpanel {self.stream}{days}"
-        progress = Progress(what)
+        progress = Progress()
         units = plan_units(windows, destination.name_template, rotating=self.max_file_size_bytes is not None)
         if self.write_manifest:
             check_manifest_folders(

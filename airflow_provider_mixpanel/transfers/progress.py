@@ -19,13 +19,10 @@ MIN_ELAPSED = 1e-9
 
 class Progress:
     """Counts what passed and logs it every :data:`PROGRESS_INTERVAL` seconds; windows streaming at
-    once share one.
-
-    :param what: what is exported, for the log line (e.g. ``Mixpanel events 2024-03-01..2024-03-01``).
+    once share one. The task's first log line already says what is exported, so these lines do not.
     """
 
-    def __init__(self, what: str):
-        self.what = what
+    def __init__(self) -> None:
         self.records = 0
         self.bytes_in = 0
         self.bytes_out = 0
