@@ -141,7 +141,14 @@ def connections(world: World) -> dict[str, dict[str, Any]]:
             "password": world.mixpanel_secret,
             # the base URL in the Host field, as the connection form offers it ("API base URL")
             "host": mixpanel.url,
-            "extra": {"project_id": str(mixpanel.config.project_id), "region": "us"},
+            # every key named, as docs/connections/mixpanel.rst advises: Airflow 3.3's Edit dialog
+            # shows only the extra fields whose key is in the extra
+            "extra": {
+                "project_id": str(mixpanel.config.project_id),
+                "region": "us",
+                "workspace_id": "",
+                "project_timezone": "",
+            },
         },
         "aws_default": {
             "conn_type": "aws",
@@ -644,6 +651,7 @@ def check_ui(world: World) -> None:
         secret_values={"Mixpanel secret": world.mixpanel_secret, "AWS secret key": world.aws_secret},
         task=(DAG_EVENTS, "deployment__events", "export_events"),
         asset=EVENTS_ASSET,
+        rest_conn_id="mixpanel_default",
     )
 
 
