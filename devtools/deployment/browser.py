@@ -137,12 +137,22 @@ class Tab:
         """Click the element a JavaScript expression finds, once it shows, with the mouse at its
         centre (some widgets open on pointer events, not on ``element.click()``)."""
         self.wait_for(f"!!({selector_js})", what)
+        x, y = self._centre(selector_js)
+        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
+
+    def wheel(self, selector_js: str, delta_y: float) -> None:
+        """Turn the mouse wheel over an element (a code editor scrolls its lines only this way)."""
+        x, y = self._centre(selector_js)
+        self.send("Input.dispatchMouseEvent", {"type": "mouseWheel", "x": x, "y": y, "deltaX": 0, "deltaY": delta_y})
+
+    def _centre(self, selector_js: str) -> tuple[float, float]:
+        """Where the element is on screen, scrolled into view first."""
         x, y = self.js(
             f"(() => {{ const e = ({selector_js}); e.scrollIntoView({{block: 'center'}});"
             " const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
         )
-        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
-            self.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
+        return x, y
 
     def type_text(self, selector_js: str, text: str, what: str) -> None:
         """Focus an input and type into it as a keyboard would (React sees real input events)."""

@@ -36,7 +36,11 @@ STANDARD_LABELS = ("API base URL (optional)", "Service account username", "Servi
 UI_CONN_ID = "mixpanel_ui_check"
 UI_PROJECT_ID = "2195193"
 UI_LOGIN = "ui-check.123.mp-service-account"
-SETTLE_SECONDS = 1.5  # React re-renders after a click; a screenshot taken at once misses it
+SETTLE_SECONDS = 1.5
+# the XCom value's editor (Monaco) and how it is read: a page of lines per wheel turn
+XCOM_EDITOR = "td .monaco-editor"
+EDITOR_SCROLL_PIXELS = 200
+MAX_EDITOR_SCROLLS = 50  # React re-renders after a click; a screenshot taken at once misses it
 
 # the first line of an export task's log (transfers/run_log.py): the days, and why (the run's
 # day, the look-back)
@@ -132,6 +136,20 @@ class UiCheck:
             self.report.record(f"browser: {name}", False, f"{type(err).__name__}: {err}")
             with contextlib.suppress(Exception):
                 self.shot(f"failed-{name.replace(' ', '-')}")
+
+    def editor_text(self, editor: str) -> str:
+        """Every line of a code editor (Airflow shows JSON in one that draws only the lines in
+        view), read while its view is scrolled down with the mouse wheel."""
+        lines: dict[str, None] = {}
+        for _ in range(MAX_EDITOR_SCROLLS):
+            shown = str(self.page.js(f"document.querySelector({json.dumps(editor + ' .view-lines')})?.innerText ?? ''"))
+            before = len(lines)
+            lines.update(dict.fromkeys(shown.splitlines()))
+            if len(lines) == before:
+                break
+            self.page.wheel(f"document.querySelector({json.dumps(editor)})", EDITOR_SCROLL_PIXELS)
+            time.sleep(0.2)
+        return "\n".join(lines)
 
     def dialog_fields(self) -> dict[str, dict[str, Any]]:
         """The dialog's fields, with its "Extra Fields" section open (Airflow shows it closed)."""
@@ -267,9 +285,10 @@ class UiCheck:
         page.goto(task_url + "/xcom")
         page.wait_for("document.body.innerText.includes('return_value')", "the XCom tab", 60)
         page.click("document.querySelector('button[aria-label=\"Expand all extra JSON\"]')", "Expand all")
-        page.wait_for("document.body.innerText.includes('to_date')", "the XCom value, expanded")
+        page.wait_for(f"document.querySelector({json.dumps(XCOM_EDITOR)})", "the XCom value, expanded")
         self.shot("08-task-xcom")
-        text = page.text()
+        text = self.editor_text(XCOM_EDITOR)
+        self.pages.append(text)
         self.report.record(
             "browser: the XCom tab shows the manifest with the days exported",
             "from_date" in text and "to_date" in text,
