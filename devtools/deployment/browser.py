@@ -160,11 +160,12 @@ class Tab:
         self.js(f"({selector_js}).focus()")
         self.send("Input.insertText", {"text": text})
 
-    def key(self, key: str, code: str, key_code: int) -> None:
+    def key(self, key: str, code: str, key_code: int, modifiers: int = 0) -> None:
+        """Press a key; ``modifiers`` as DevTools counts them (2 = Ctrl)."""
         for kind in ("keyDown", "keyUp"):
             self.send(
                 "Input.dispatchKeyEvent",
-                {"type": kind, "key": key, "code": code, "windowsVirtualKeyCode": key_code},
+                {"type": kind, "key": key, "code": code, "windowsVirtualKeyCode": key_code, "modifiers": modifiers},
             )
 
     def screenshot(self, path: Path, full_page: bool = True) -> Path:

@@ -36,11 +36,13 @@ STANDARD_LABELS = ("API base URL (optional)", "Service account username", "Servi
 UI_CONN_ID = "mixpanel_ui_check"
 UI_PROJECT_ID = "2195193"
 UI_LOGIN = "ui-check.123.mp-service-account"
-SETTLE_SECONDS = 1.5
+SETTLE_SECONDS = 1.5  # React re-renders after a click; a screenshot taken at once misses it
 # the XCom value's editor (Monaco) and how it is read: a page of lines per wheel turn
 XCOM_EDITOR = "td .monaco-editor"
 EDITOR_SCROLL_PIXELS = 200
-MAX_EDITOR_SCROLLS = 50  # React re-renders after a click; a screenshot taken at once misses it
+MAX_EDITOR_SCROLLS = 50
+EDITOR_REDRAW_SECONDS = 3.0
+CTRL = 2  # the DevTools protocol's modifier bit for Ctrl
 
 # the first line of an export task's log (transfers/run_log.py): the days, and why (the run's
 # day, the look-back)
@@ -139,16 +141,23 @@ class UiCheck:
 
     def editor_text(self, editor: str) -> str:
         """Every line of a code editor (Airflow shows JSON in one that draws only the lines in
-        view), read while its view is scrolled down with the mouse wheel."""
-        lines: dict[str, None] = {}
+        view), read while its view is scrolled down with the mouse wheel until no new line comes."""
+        view = f"document.querySelector({json.dumps(editor + ' .view-lines')})?.innerText ?? ''"
+        lines = dict.fromkeys(str(self.page.js(view)).splitlines())
         for _ in range(MAX_EDITOR_SCROLLS):
-            shown = str(self.page.js(f"document.querySelector({json.dumps(editor + ' .view-lines')})?.innerText ?? ''"))
+            self.page.wheel(f"document.querySelector({json.dumps(editor)})", EDITOR_SCROLL_PIXELS)
             before = len(lines)
-            lines.update(dict.fromkeys(shown.splitlines()))
+            deadline = time.monotonic() + EDITOR_REDRAW_SECONDS
+            while len(lines) == before and time.monotonic() < deadline:
+                time.sleep(0.2)  # the editor redraws on its next animation frame, later on a busy machine
+                lines.update(dict.fromkeys(str(self.page.js(view)).splitlines()))
             if len(lines) == before:
                 break
-            self.page.wheel(f"document.querySelector({json.dumps(editor)})", EDITOR_SCROLL_PIXELS)
-            time.sleep(0.2)
+        # and its last lines, however the wheel went: Ctrl+End in the editor shows the end
+        self.page.click(f"document.querySelector({json.dumps(editor + ' .view-lines')})", "the editor")
+        self.page.key("End", "End", 35, modifiers=CTRL)
+        time.sleep(EDITOR_REDRAW_SECONDS)
+        lines.update(dict.fromkeys(str(self.page.js(view)).splitlines()))
         return "\n".join(lines)
 
     def dialog_fields(self) -> dict[str, dict[str, Any]]:
@@ -292,7 +301,8 @@ class UiCheck:
         self.report.record(
             "browser: the XCom tab shows the manifest with the days exported",
             "from_date" in text and "to_date" in text,
-            "; ".join(line.strip() for line in text.splitlines() if "_date" in line)[:200],
+            "; ".join(line.strip() for line in text.splitlines() if "_date" in line)
+            or f"read {len(text.splitlines())} lines, the last: {text.splitlines()[-3:]}",
         )
         page.goto(task_url + "/rendered_templates")
         time.sleep(SETTLE_SECONDS)
