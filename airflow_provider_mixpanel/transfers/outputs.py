@@ -29,6 +29,7 @@ from airflow_provider_mixpanel.transfers.manifest import (
     encode_manifest,
     manifest_name,
 )
+from airflow_provider_mixpanel.transfers.run_log import window_line
 from airflow_provider_mixpanel.transfers.storage import (
     PART_PLACEHOLDER,
     PreconditionFailed,
@@ -175,9 +176,16 @@ class WindowOutputs:
         :param parts: the parts written, in order.
         :param exported_at: when the (earliest) export request of these windows was sent.
         """
-        template = claim.template
         if claim.lease is not None:
             self.leases.renew(claim.lease)  # raises if another task took the window over
+        completed = self._finish(claim, windows, parts, exported_at)
+        log.info("%s", window_line(windows, parts))
+        return completed
+
+    def _finish(
+        self, claim: Claim, windows: Sequence[Window], parts: Sequence[WrittenPart], exported_at: datetime
+    ) -> Completed:
+        template = claim.template
         written = {p.name for p in parts}
         replaced = [self.store.uri(name) for name in claim.replaced if name not in written]
         if PART_PLACEHOLDER not in template and self.manifest is None and self.table is None:
@@ -230,7 +238,7 @@ class WindowOutputs:
                 "version of this provider?) wrote it meanwhile. Let one task at a time write a window, then run "
                 "this one again."
             ) from err
-        log.info("Wrote %s: %d part(s), %d records, %d bytes", uri, len(parts), manifest["records"], manifest["bytes"])
+        log.debug("Wrote %s: %d part(s), %d records, %d bytes", uri, len(parts), manifest["records"], manifest["bytes"])
         return uri
 
     def _stored(self, part: WrittenPart, listed: dict[str, StoredObject]) -> StoredObject:
