@@ -133,7 +133,7 @@ class Task:
             open_stream=self._open,  # type: ignore[arg-type]
             part_format=PartFormat(None, None, PART_BYTES),
             max_stream_restarts=self.max_restarts,
-            progress=Progress("test"),
+            progress=Progress(),
             outputs=WindowOutputs(self.store, manifest=CONTEXT if self.manifest else None, leases=leases),
         )
         return self.run
