@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Unpack
 
 from airflow_provider_mixpanel._compat import AirflowProviderDeprecationWarning, BaseHook, mask_secret
 from airflow_provider_mixpanel.client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, MixpanelClient
@@ -16,8 +15,7 @@ from airflow_provider_mixpanel.connection import MixpanelConnectionSettings, set
 from airflow_provider_mixpanel.dates import date_range
 from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelError
 from airflow_provider_mixpanel.get_provider_info import get_provider_info
-from airflow_provider_mixpanel.profile_lines import profile_line, raw_profile_line
-from airflow_provider_mixpanel.records import normalize_profile
+from airflow_provider_mixpanel.kinds import Query, StreamKind, get_kind
 from airflow_provider_mixpanel.retry import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_MAX,
@@ -25,7 +23,11 @@ from airflow_provider_mixpanel.retry import (
     DEFAULT_MAX_RETRY_AFTER,
     RetryPolicy,
 )
-from airflow_provider_mixpanel.streams import RecordStream, event_converter
+from airflow_provider_mixpanel.streams import RecordStream
+
+if TYPE_CHECKING:
+    from airflow_provider_mixpanel.kinds.events import EventsArguments
+    from airflow_provider_mixpanel.kinds.profiles import ProfilesArguments
 
 __all__ = ["MixpanelConnectionSettings", "MixpanelHook", "RecordStream"]
 
@@ -172,46 +174,111 @@ class MixpanelHook(BaseHook):
 
     # ------------------------------------------------------------ streams
 
+    def stream(
+        self,
+        kind: str,
+        *,
+        raw: bool = False,
+        from_date: date | str | None = None,
+        to_date: date | str | None = None,
+        skip_malformed: bool = False,
+        **arguments: Any,
+    ) -> RecordStream:
+        """Stream the records of one kind (``"events"``, ``"profiles"``, ``"cohorts"``...; see
+        :ref:`howto/kinds`), lazily, with flat memory.
+
+        Arguments are checked at once, before any request; the first request is sent on the first ``next()``.
+
+        :param kind: the stream kind's name.
+        :param raw: yield each record as Mixpanel sent it, parsed, instead of the normalized record.
+        :param from_date: dated kinds: first day, ``YYYY-MM-DD`` or a ``date``.
+        :param to_date: dated kinds: last day (inclusive).
+        :param skip_malformed: skip records that are not JSON objects, logging and counting them in
+            ``skipped_malformed``, instead of raising
+            :class:`~airflow_provider_mixpanel.errors.MixpanelMalformedRecordError`.
+        :param arguments: the kind's own arguments (its query), e.g. ``where=...``.
+        """
+        return self._stream(kind, raw, from_date, to_date, skip_malformed, arguments, encode=False)
+
+    def stream_jsonl(
+        self,
+        kind: str,
+        *,
+        raw: bool = False,
+        from_date: date | str | None = None,
+        to_date: date | str | None = None,
+        skip_malformed: bool = False,
+        **arguments: Any,
+    ) -> RecordStream:
+        """Like :meth:`stream`, but yield each record as the JSONL line (bytes, ending in ``\\n``)
+        that the operators and ``mixpanel-stream`` write, every value byte for byte as Mixpanel sent it."""
+        return self._stream(kind, raw, from_date, to_date, skip_malformed, arguments, encode=True)
+
+    def open_query(
+        self,
+        kind: StreamKind,
+        query: Query,
+        days: tuple[date, date] | None,
+        *,
+        raw: bool,
+        encode: bool,
+        skip_malformed: bool = False,
+    ) -> RecordStream:
+        """The records of a query built already (the operators build theirs once per task)."""
+        records = kind.open(
+            self.client, query, days, raw=raw, encode=encode, project_timezone=self.settings.project_timezone
+        )
+        # Closing the stream closes the request (freeing the response at once).
+        return RecordStream(records.source, records.convert, skip_malformed=skip_malformed)
+
+    def _stream(
+        self,
+        name: str,
+        raw: bool,
+        from_date: date | str | None,
+        to_date: date | str | None,
+        skip_malformed: bool,
+        arguments: dict[str, Any],
+        *,
+        encode: bool,
+    ) -> RecordStream:
+        kind = get_kind(name)
+        query = kind.query_type.build(arguments)
+        days: tuple[date, date] | None = None
+        if kind.dated:
+            if from_date is None or to_date is None:
+                raise MixpanelConfigError(f"{kind.name} are dated: give from_date and to_date (YYYY-MM-DD).")
+            days = date_range(from_date, to_date)
+        elif from_date is not None or to_date is not None:
+            raise MixpanelConfigError(
+                f"{kind.name} are a snapshot of the project now, not of days: drop from_date and to_date."
+            )
+        return self.open_query(kind, query, days, raw=raw, encode=encode, skip_malformed=skip_malformed)
+
     def stream_events(
         self,
         *,
         from_date: date | str,
         to_date: date | str,
-        events: Iterable[str] | str | None = None,
-        where: str | None = None,
         raw: bool = False,
-        time_in_ms: bool = False,
-        limit: int | None = None,
         skip_malformed: bool = False,
+        **arguments: Unpack[EventsArguments],
     ) -> RecordStream:
-        """Stream raw events of an inclusive date range, lazily, with flat memory.
-
-        Arguments are checked at once, before any request; the request is sent on the first ``next()``.
+        """Stream raw events of an inclusive date range, lazily, with flat memory: :meth:`stream`
+        of ``"events"``.
 
         :param from_date: first day, ``YYYY-MM-DD`` or a ``date``.
         :param to_date: last day (inclusive), ``YYYY-MM-DD`` or a ``date``.
-        :param events: only these event names.
-        :param where: a Mixpanel segmentation expression, e.g. ``properties["plan"] == "pro"``.
         :param raw: yield each export line as parsed (``{"event", "properties"}``) instead of the
             normalized record (``event_name``, ``event_time``, ``distinct_id``, ``insert_id``, ``properties``).
-        :param time_in_ms: ask Mixpanel for millisecond timestamps (``event_time`` keeps them).
-        :param limit: at most this many events (Mixpanel allows up to 100000).
         :param skip_malformed: skip lines that are not JSON objects, logging and counting them in
             ``skipped_malformed``, instead of raising
             :class:`~airflow_provider_mixpanel.errors.MixpanelMalformedRecordError`.
+        :param arguments: ``events``, ``where``, ``limit``, ``time_in_ms``: see
+            :class:`~airflow_provider_mixpanel.kinds.events.EventsQuery`.
         """
-        return self._event_stream(
-            _EventQuery(
-                from_date=from_date,
-                to_date=to_date,
-                events=events,
-                where=where,
-                raw=raw,
-                time_in_ms=time_in_ms,
-                limit=limit,
-                skip_malformed=skip_malformed,
-            ),
-            encode=False,
+        return self.stream(
+            "events", raw=raw, from_date=from_date, to_date=to_date, skip_malformed=skip_malformed, **arguments
         )
 
     def stream_events_jsonl(
@@ -219,130 +286,35 @@ class MixpanelHook(BaseHook):
         *,
         from_date: date | str,
         to_date: date | str,
-        events: Iterable[str] | str | None = None,
-        where: str | None = None,
         raw: bool = False,
-        time_in_ms: bool = False,
-        limit: int | None = None,
         skip_malformed: bool = False,
+        **arguments: Unpack[EventsArguments],
     ) -> RecordStream:
         """Like :meth:`stream_events`, but yield each record as the JSONL line (bytes, ending in
         ``\\n``) that the operators and ``mixpanel-stream`` write. With ``raw=True`` the line is the
         export line exactly as Mixpanel sent it, checked to be a JSON object."""
-        return self._event_stream(
-            _EventQuery(
-                from_date=from_date,
-                to_date=to_date,
-                events=events,
-                where=where,
-                raw=raw,
-                time_in_ms=time_in_ms,
-                limit=limit,
-                skip_malformed=skip_malformed,
-            ),
-            encode=True,
+        return self.stream_jsonl(
+            "events", raw=raw, from_date=from_date, to_date=to_date, skip_malformed=skip_malformed, **arguments
         )
 
-    def _event_stream(self, query: _EventQuery, *, encode: bool) -> RecordStream:
-        first, last = date_range(query.from_date, query.to_date)
-        names = _event_names(query.events)
-        client = self.client
-        timezone = self.settings.project_timezone
-        convert = event_converter(raw=query.raw, encode=encode, time_in_ms=query.time_in_ms, timezone=timezone)
+    def stream_profiles(self, *, raw: bool = False, **arguments: Unpack[ProfilesArguments]) -> RecordStream:
+        """Stream user profiles (or group profiles, with ``data_group_id``), lazily, page by page:
+        :meth:`stream` of ``"profiles"``.
 
-        lines = client.export_lines(
-            first, last, events=names, where=query.where, limit=query.limit, time_in_ms=query.time_in_ms
-        )  # lazy: the request waits for the first next()
-        return RecordStream(lines, convert, skip_malformed=query.skip_malformed)
-
-    def stream_profiles(
-        self,
-        *,
-        where: str | None = None,
-        raw: bool = False,
-        cohort_id: int | str | None = None,
-        output_properties: Iterable[str] | str | None = None,
-        distinct_ids: Iterable[str] | None = None,
-        data_group_id: str | None = None,
-        include_all_users: bool | None = None,
-        page_size: int | None = None,
-    ) -> RecordStream:
-        """Stream user profiles (or group profiles, with ``data_group_id``), lazily, page by page.
-
-        :param where: a Mixpanel selector expression, e.g. ``properties["plan"] == "pro"``.
         :param raw: yield each engage result as sent (``{"$distinct_id", "$properties"}``) instead
             of the normalized record (``distinct_id``, ``last_seen``, ``properties``).
-        :param cohort_id: only members of this cohort.
-        :param output_properties: only these properties (much smaller pages).
-        :param distinct_ids: only these profiles.
-        :param data_group_id: group profiles of this group key (Project Settings > Group Keys).
-        :param include_all_users: with ``cohort_id``: include members without a profile (Mixpanel's default).
-        :param page_size: profiles per page; Mixpanel's default is 1000.
+        :param arguments: ``where``, ``cohort_id``, ``output_properties``, ``distinct_ids``,
+            ``data_group_id``, ``include_all_users``, ``page_size``: see
+            :class:`~airflow_provider_mixpanel.kinds.profiles.ProfilesQuery`.
         """
-        return self._profile_stream(
-            _ProfileQuery(
-                where=where,
-                raw=raw,
-                cohort_id=cohort_id,
-                output_properties=output_properties,
-                distinct_ids=distinct_ids,
-                data_group_id=data_group_id,
-                include_all_users=include_all_users,
-                page_size=page_size,
-            ),
-            encode=False,
-        )
+        return self.stream("profiles", raw=raw, **arguments)
 
-    def stream_profiles_jsonl(
-        self,
-        *,
-        where: str | None = None,
-        raw: bool = False,
-        cohort_id: int | str | None = None,
-        output_properties: Iterable[str] | str | None = None,
-        distinct_ids: Iterable[str] | None = None,
-        data_group_id: str | None = None,
-        include_all_users: bool | None = None,
-        page_size: int | None = None,
-    ) -> RecordStream:
+    def stream_profiles_jsonl(self, *, raw: bool = False, **arguments: Unpack[ProfilesArguments]) -> RecordStream:
         """Like :meth:`stream_profiles`, but yield each record as the JSONL line (bytes, ending in
         ``\\n``) that the operators and ``mixpanel-stream`` write, every value byte for byte as
         Mixpanel sent it. With ``raw=True`` the line is the engage result itself, made compact
         (whitespace outside strings removed)."""
-        return self._profile_stream(
-            _ProfileQuery(
-                where=where,
-                raw=raw,
-                cohort_id=cohort_id,
-                output_properties=output_properties,
-                distinct_ids=distinct_ids,
-                data_group_id=data_group_id,
-                include_all_users=include_all_users,
-                page_size=page_size,
-            ),
-            encode=True,
-        )
-
-    def _profile_stream(self, query: _ProfileQuery, *, encode: bool) -> RecordStream:
-        # The client checks its arguments now; the first request waits for the first next().
-        selectors: dict[str, Any] = dict(
-            where=query.where,
-            output_properties=query.output_properties,
-            cohort_id=_optional_int(query.cohort_id, "cohort_id"),
-            distinct_ids=query.distinct_ids,
-            data_group_id=query.data_group_id,
-            include_all_users=query.include_all_users,
-            page_size=query.page_size,
-        )
-        convert: Callable[[Any], Any]
-        if encode:  # JSONL straight from each result's bytes: values exactly as Mixpanel sent them
-            profiles: Iterator[Any] = self.client.query_profile_lines(**selectors)
-            convert = raw_profile_line if query.raw else profile_line
-        else:
-            profiles = self.client.query_profiles(**selectors)
-            convert = (lambda p: p) if query.raw else normalize_profile
-        # Closing the stream closes the pages (freeing the response at once).
-        return RecordStream(profiles, convert)
+        return self.stream_jsonl("profiles", raw=raw, **arguments)
 
     # ------------------------------------------------------------ test_connection
 
@@ -379,44 +351,3 @@ class MixpanelHook(BaseHook):
 def _connection_type() -> dict[str, Any]:
     (connection_type,) = get_provider_info()["connection-types"]
     return connection_type
-
-
-class _EventQuery(NamedTuple):
-    from_date: date | str
-    to_date: date | str
-    events: Iterable[str] | str | None
-    where: str | None
-    raw: bool
-    time_in_ms: bool
-    limit: int | None
-    skip_malformed: bool
-
-
-class _ProfileQuery(NamedTuple):
-    where: str | None
-    raw: bool
-    cohort_id: int | str | None
-    output_properties: Iterable[str] | str | None
-    distinct_ids: Iterable[str] | None
-    data_group_id: str | None
-    include_all_users: bool | None
-    page_size: int | None
-
-
-def _optional_int(value: Any, name: str) -> int | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    raise MixpanelConfigError(f"{name}={value!r}: it must be a whole number (the id shown in Mixpanel).")
-
-
-def _event_names(events: Iterable[str] | str | None) -> list[str] | None:
-    if events is None:
-        return None
-    names = [events] if isinstance(events, str) else list(events)
-    if not all(isinstance(n, str) and n for n in names):
-        raise MixpanelConfigError(f"events={names!r}: give a list of non-empty event names.")
-    return names or None

@@ -11,11 +11,12 @@ thread, :mod:`.storage` is the commit-or-abort interface the storage modules imp
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from abc import abstractmethod
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
@@ -24,6 +25,7 @@ from airflow_provider_mixpanel.compression import FORMAT_DEFAULT, check_output_c
 from airflow_provider_mixpanel.dates import date_range
 from airflow_provider_mixpanel.errors import MixpanelConfigError
 from airflow_provider_mixpanel.hooks.mixpanel import MixpanelHook
+from airflow_provider_mixpanel.kinds import KIND_ARGUMENTS, Query, StreamKind, get_kind, kind_arguments_doc
 from airflow_provider_mixpanel.schemas import bigquery_schema, check_bigquery_columns, record_columns
 from airflow_provider_mixpanel.transfers.arguments import (
     MAX_ACTIVE_WINDOWS,
@@ -49,12 +51,10 @@ from airflow_provider_mixpanel.transfers.progress import Progress
 from airflow_provider_mixpanel.transfers.runner import ExportRun
 from airflow_provider_mixpanel.transfers.storage import common_directory
 from airflow_provider_mixpanel.transfers.windows import (
-    PROFILES,
     Window,
     days_of_run,
     plan_units,
     plan_windows,
-    window_where,
 )
 
 if TYPE_CHECKING:
@@ -115,24 +115,19 @@ class _Lineage(NamedTuple):
 
 
 class BaseMixpanelStreamOperator(BaseOperator):
-    """Stream Mixpanel events or profiles into object storage as JSONL or Parquet parts, with flat memory.
+    """Stream one kind of Mixpanel records (events, profiles, cohorts...) into object storage as
+    JSONL or Parquet parts, with flat memory.
 
-    Events: with neither ``from_date`` nor ``to_date``, the task exports the complete UTC days of
-    its run's data interval, or, when that interval is empty (Airflow 3's default cron timetable)
-    or missing, the complete day before the run (see :ref:`howto/operator:dates`).
+    Dated kinds (events...): with neither ``from_date`` nor ``to_date``, the task exports the
+    complete UTC days of its run's data interval, or, when that interval is empty (Airflow 3's
+    default cron timetable) or missing, the complete day before the run (see
+    :ref:`howto/operator:dates`). Snapshot kinds (profiles, cohorts...) export the project as it is
+    now, once per run; ``{window}`` in their object names is the run's date (that same day).
 
-    :param stream: ``"events"`` (Raw Event Export) or ``"profiles"`` (Engage).
-    :param from_date: events: first day, ``YYYY-MM-DD`` (templated); give both dates or neither.
-    :param to_date: events: last day, inclusive (templated).
-    :param events: events: only these event names (templated).
-    :param where: a Mixpanel expression filtering events or profiles (templated).
-    :param cohort_id: profiles: members of this cohort (templated).
-    :param output_properties: profiles: only these properties (templated).
-    :param distinct_ids: profiles: only these profiles (templated).
-    :param data_group_id: profiles: group profiles of this group key, e.g. ``"company_id"``
-        (Project Settings > Group Keys) instead of user profiles (templated).
-    :param include_all_users: profiles, with ``cohort_id``: also members without a profile.
-    :param page_size: profiles per Engage page; ``None`` takes the hook's default.
+    :param stream: the kind of records (see :ref:`howto/kinds`): ``"events"`` (default), ``"profiles"``...
+    :param from_date: dated kinds: first day, ``YYYY-MM-DD`` (templated); give both dates or neither.
+    :param to_date: dated kinds: last day, inclusive (templated).
+    {kind_arguments}
     :param raw: write records as Mixpanel sent them instead of normalized.
     :param output_format: ``"jsonl"`` (default): one record per line; or ``"parquet"`` (needs the
         ``parquet`` extra): typed columns, ``properties`` as JSON text (see :ref:`howto/lake`).
@@ -145,12 +140,12 @@ class BaseMixpanelStreamOperator(BaseOperator):
         (compressed); the object name must then hold ``{part}``, which becomes ``00000``, ``00001``...
         An object name may also hold ``{window}``: the window's day (``2024-03-01``), or
         ``FIRST_LAST`` for windows of several days, so every window writes objects of its own.
-    :param window_days: events: split the days into requests of this many days (``None``: one
+    :param window_days: dated kinds: split the days into requests of this many days (``None``: one
         request). With part rotation each window is restarted on its own after a transient failure.
     :param window_hours: events: split each day into windows of this many hours (a divisor of 24),
         each one export request of that day bounded by ``where`` on ``properties["$time"]``;
         ``{window}`` then reads ``2024-03-01T06``. Not with ``window_days``.
-    :param lookback_days: events: also re-export the this many days before the first day (late
+    :param lookback_days: dated kinds: also re-export the this many days before the first day (late
         events: Mixpanel accepts events days after their time), each day replaced as a unit in
         objects of its own, so the object name must hold ``{window}``. One more export request per
         day looked back at (per hour window with ``window_hours``); see :ref:`howto/late-events`.
@@ -172,16 +167,11 @@ class BaseMixpanelStreamOperator(BaseOperator):
     template_fields: Sequence[str] = (
         "from_date",
         "to_date",
-        "events",
-        "where",
-        "cohort_id",
-        "output_properties",
-        "distinct_ids",
-        "data_group_id",
+        *(name for name, spec in KIND_ARGUMENTS.items() if spec.templated),
         "mixpanel_conn_id",
         "schema_object_name",
     )
-    template_fields_renderers = {"events": "json", "output_properties": "json", "distinct_ids": "json"}
+    template_fields_renderers = {name: "json" for name, spec in KIND_ARGUMENTS.items() if spec.repeat}
     # Shared, not copied, by copy.deepcopy (Airflow copies tasks when a user clears them): the hook
     # holds an HTTP session, the run the locks of an execute in progress.
     shallow_copy_attrs: Sequence[str] = ("hook", "_run")
@@ -193,14 +183,6 @@ class BaseMixpanelStreamOperator(BaseOperator):
         stream: str = "events",
         from_date: str | date | None = None,
         to_date: str | date | None = None,
-        events: list[str] | str | None = None,
-        where: str | None = None,
-        cohort_id: int | str | None = None,
-        output_properties: list[str] | str | None = None,
-        distinct_ids: list[str] | str | None = None,
-        data_group_id: str | None = None,
-        include_all_users: bool | None = None,
-        page_size: int | None = None,
         raw: bool = False,
         output_format: str = "jsonl",
         compression: str | None = FORMAT_DEFAULT,
@@ -218,37 +200,29 @@ class BaseMixpanelStreamOperator(BaseOperator):
         mixpanel_hook_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        # The kind's own arguments (events=, where=, cohort_ids=...), declared by the kinds' queries.
+        given = {name: kwargs.pop(name) for name in KIND_ARGUMENTS if name in kwargs}
         super().__init__(**kwargs)
         prefix = task_prefix(self.task_id)
         self.stream = check_stream(stream, where=prefix)
+        kind = get_kind(self.stream)
         check_stream_arguments(
             self.stream,
             {
                 "from_date": from_date,
                 "to_date": to_date,
-                "events": events,
                 "window_days": window_days,
                 "window_hours": window_hours,
                 "lookback_days": lookback_days or None,
-                "cohort_id": cohort_id,
-                "output_properties": output_properties,
-                "distinct_ids": distinct_ids,
-                "data_group_id": data_group_id,
-                "include_all_users": include_all_users,
-                "page_size": page_size,
+                **given,
             },
             where=prefix,
         )
+        kind.query_type.check_given(given, templated=False, where=prefix)  # the rest once rendered
         self.from_date = from_date
         self.to_date = to_date
-        self.events = events
-        self.where = where
-        self.cohort_id = cohort_id
-        self.output_properties = output_properties
-        self.distinct_ids = distinct_ids
-        self.data_group_id = data_group_id
-        self.include_all_users = include_all_users
-        self.page_size = page_size
+        for name in KIND_ARGUMENTS:  # every templated field is an attribute, given or not
+            setattr(self, name, given.get(name))
         self.raw = check_flag(raw, "raw", where=prefix)
         self.output_format = check_output_format(output_format, where=prefix)
         self.compression = check_output_compression(self.output_format, compression, compression_level, where=prefix)
@@ -313,14 +287,25 @@ class BaseMixpanelStreamOperator(BaseOperator):
                 "(a project created before 2023): export whole days (drop window_hours) for this project."
             )
 
+    @property
+    def kind(self) -> StreamKind:
+        return get_kind(self.stream)
+
+    def _query(self) -> Query:
+        """The kind's query, built once from the rendered arguments (checked before any request)."""
+        kind = self.kind
+        given = {name: getattr(self, name) for name in kind.query_type.arguments()}
+        return kind.query_type.build(given, where=task_prefix(self.task_id))
+
     def execute(self, context: Any) -> Manifest:
         destination = self._checked_destination()
         schema_name = self._checked_schema_object_name()
+        query = self._query()
         windows = self._windows(context)
         self.hook.client  # noqa: B018 - reads and checks the connection once, before any request or thread
         self._check_hours_fit_the_project_days()
         store = self._object_store(destination.bucket)
-        days = f" {windows[0].first}..{windows[-1].last}" if self.stream == "events" else ""
+        days = f" {windows[0].first}..{windows[-1].last}" if self.kind.dated else ""
         what = f"Mixpanel {self.stream}{days}"
         progress = Progress(what)
         units = plan_units(windows, destination.name_template, rotating=self.max_file_size_bytes is not None)
@@ -330,7 +315,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
             )
         run = ExportRun(
             store=store,
-            open_stream=self._open_stream,
+            open_stream=functools.partial(self._open_stream, query),
             part_format=PartFormat(
                 self.compression,
                 self.compression_level,
@@ -339,7 +324,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
             ),
             max_stream_restarts=self.max_stream_restarts,
             progress=progress,
-            outputs=WindowOutputs(store, manifest=self._manifest_context() if self.write_manifest else None),
+            outputs=WindowOutputs(store, manifest=self._manifest_context(query) if self.write_manifest else None),
             cancel_streams=self.hook.client.cancel,
         )
         self._run = run
@@ -379,7 +364,6 @@ class BaseMixpanelStreamOperator(BaseOperator):
             destination.name_template,
             destination.name_argument,
             where=prefix,
-            stream=self.stream,
             rotating=self.max_file_size_bytes is not None,
             max_active_windows=self.max_active_windows,
             lookback_days=self.lookback_days,
@@ -387,10 +371,11 @@ class BaseMixpanelStreamOperator(BaseOperator):
         return destination
 
     def _windows(self, context: Any) -> list[Window]:
-        """The windows to export: the rendered dates, or the days of the run when neither is given."""
-        if self.stream == "profiles":
-            return [PROFILES]
+        """The windows to export: the rendered dates, or the days of the run when neither is given;
+        a snapshot kind's one window, named after the run's date."""
         prefix = task_prefix(self.task_id)
+        if not self.kind.dated:
+            return [Window(None, None, snapshot=_run_date(context, where=prefix))]
         if self.from_date is None and self.to_date is None:
             first, last, reason = days_of_run(context or {}, where=prefix)
             log.info("Exporting %s to %s: from_date and to_date are not given, so %s.", first, last, reason)
@@ -400,28 +385,15 @@ class BaseMixpanelStreamOperator(BaseOperator):
             first, last, self.window_days, window_hours=self.window_hours, lookback_days=self.lookback_days
         )
 
-    def _open_stream(self, window: Window) -> RecordStream:
+    def _open_stream(self, query: Query, window: Window) -> RecordStream:
         """The JSONL lines of one window (the request is sent on the first ``next()``)."""
-        if window is PROFILES:
-            return self.hook.stream_profiles_jsonl(
-                where=self.where or None,
-                raw=self.raw,
-                cohort_id=self.cohort_id,
-                output_properties=self.output_properties,
-                distinct_ids=self.distinct_ids,
-                data_group_id=self.data_group_id or None,
-                include_all_users=self.include_all_users,
-                page_size=self.page_size,
-            )
-        assert window.first is not None and window.last is not None
-        return self.hook.stream_events_jsonl(
-            from_date=window.first,
-            to_date=window.last,
-            events=self.events,
-            where=window_where(self.where, window),
-            raw=self.raw,
-            skip_malformed=self.skip_malformed,
-        )
+        kind = self.kind
+        days = None
+        if kind.dated:
+            assert window.first is not None and window.last is not None
+            days = (window.first, window.last)
+            query = kind.narrow(query, window.time_bounds)
+        return self.hook.open_query(kind, query, days, raw=self.raw, encode=True, skip_malformed=self.skip_malformed)
 
     def _checked_schema_object_name(self) -> str | None:
         if self.schema_object_name is None:
@@ -435,16 +407,16 @@ class BaseMixpanelStreamOperator(BaseOperator):
         log.info("Wrote the BigQuery schema of the records to %s", store.uri(name))
         return store.uri(name)
 
-    def _manifest_context(self) -> ManifestContext:
+    def _manifest_context(self, query: Query) -> ManifestContext:
         """What every window's ``_manifest.json`` of this run says besides its window and parts."""
         settings = self.hook.settings
-        events = [self.events] if isinstance(self.events, str) else self.events
+        events = getattr(query, "events", None)  # the request's fields the manifest names, where the kind has them
         return ManifestContext(
             stream=self.stream,
             project_id=settings.project_id,
             region=settings.region,
             events=list(events) if events else None,
-            where=self.where or None,
+            where=getattr(query, "where", None),
             raw=self.raw,
             output_format=self.output_format,
             compression=self.compression,
@@ -460,11 +432,11 @@ class BaseMixpanelStreamOperator(BaseOperator):
         schema_file: str | None = None,
         manifests: list[str],
     ) -> Manifest:
-        events = self.stream == "events"
+        dated = self.kind.dated
         return Manifest(
             stream=self.stream,
-            from_date=str(windows[0].first) if events else None,
-            to_date=str(windows[-1].last) if events else None,
+            from_date=str(windows[0].first) if dated else None,
+            to_date=str(windows[-1].last) if dated else None,
             raw=self.raw,
             output_format=self.output_format,
             compression=self.compression,
@@ -490,11 +462,24 @@ class BaseMixpanelStreamOperator(BaseOperator):
             return None
         if self._lineage is None:
             return OperatorLineage()
-        client = self.hook.client
-        source = client.export_url if self.stream == "events" else client.engage_url
-        namespace = source.split("/api/", 1)[0]
-        inputs = [Dataset(namespace=namespace, name=f"project/{self.hook.settings.project_id}/{self.stream}")]
+        kind = self.kind
+        namespace = self.hook.client.hosts[kind.quota]
+        inputs = [Dataset(namespace=namespace, name=f"project/{self.hook.settings.project_id}/{kind.lineage_name}")]
         # Several objects: their common "directory", as the official transfer operators name it.
         scheme, bucket, template = self._lineage
         outputs = [Dataset(namespace=f"{scheme}://{bucket}", name=common_directory(template))]
         return OperatorLineage(inputs=inputs, outputs=outputs)
+
+
+BaseMixpanelStreamOperator.__doc__ = (BaseMixpanelStreamOperator.__doc__ or "").replace(
+    "{kind_arguments}", kind_arguments_doc(indent=4)
+)
+
+
+def _run_date(context: Any, *, where: str) -> date:
+    """The date a snapshot is named after: the day the run stands for (the last of the days a dated
+    kind exports by default, ``{{ ds }}`` for a daily DAG), or today (UTC) outside a DAG run."""
+    try:
+        return days_of_run(context or {}, where=where).last
+    except MixpanelConfigError:  # executed outside a run (no interval, logical date or run_after)
+        return datetime.now(UTC).date()
