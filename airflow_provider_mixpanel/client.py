@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import http.client
 import json
 import logging
@@ -310,9 +311,12 @@ class MixpanelClient:
         *,
         params: Mapping[str, Any] | None = None,
         form: Mapping[str, Any] | None = None,
+        items: Callable[[bytes, str], list[bytes]] | None = None,
     ) -> Iterator[bytes]:
-        """The body of one JSON answer (a list of cohorts, annotations, Lexicon schemas...), read
-        whole (these answers are small) and yielded once; the project's parameters are added.
+        """One JSON answer (a list of cohorts, annotations, Lexicon schemas...), read whole (these
+        answers are small): its body, or the records ``items`` finds in it (``items(body, what)``;
+        raising :class:`~airflow_provider_mixpanel.errors.MixpanelServerError` for a body that is
+        not the answer asks for it again). The project's parameters are added.
 
         :param path: below the quota's host, e.g. ``/api/query/cohorts/list``; ``{project_id}``
             is replaced by the connection's project id.
@@ -324,7 +328,7 @@ class MixpanelClient:
                 )
             path = path.replace("{project_id}", str(self.project_id))
         call = _Call(method, quota, path, what, params={**(params or {}), **self._project_params(quota)}, form=form)
-        return self._records(call, _whole_body)
+        return self._records(call, functools.partial(_whole_body, items=items))
 
     # ---------------------------------------------------------------- the request loop
 
@@ -525,9 +529,12 @@ def _engage_batches(chunks: Iterator[bytes], what: str) -> Generator[list[bytes]
     return page_reader.result
 
 
-def _whole_body(chunks: Iterator[bytes], what: str) -> Generator[list[bytes], None, None]:
-    """A small JSON answer, whole: one record, its body."""
-    yield [b"".join(chunks)]
+def _whole_body(
+    chunks: Iterator[bytes], what: str, *, items: Callable[[bytes, str], list[bytes]] | None
+) -> Generator[list[bytes], None, None]:
+    """A small JSON answer, whole: its body, or the records ``items`` finds in it."""
+    body = b"".join(chunks)
+    yield [body] if items is None else items(body, what)
 
 
 def _terminated_early_at(lines: list[bytes]) -> int:

@@ -10,6 +10,8 @@ Column kinds:
   value (Mixpanel may send ``distinct_id`` as a number) as its JSON text, exactly as sent (``12345``).
 * ``timestamp``: an instant in UTC, to the microsecond (``event_time``).
 * ``json``: the JSON text of the value, byte for byte as Mixpanel sent it (``properties``).
+* ``integer``: a whole number (64 bits), ``null`` as NULL (a cohort's ``count``).
+* ``boolean``: ``true`` or ``false``, ``null`` as NULL.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from airflow_provider_mixpanel.errors import MixpanelConfigError
 TEXT = "text"
 TIMESTAMP = "timestamp"
 JSON = "json"
+INTEGER = "integer"
+BOOLEAN = "boolean"
 OUTPUT_FORMATS = ("jsonl", "parquet")
 
 
@@ -35,8 +39,8 @@ class Column(NamedTuple):
 # BigQuery's batch loads read the JSON type from JSONL (and CSV, Avro), not from Parquet, whose JSON
 # columns load as STRING (JSON_VALUE and PARSE_JSON read them).
 _BIGQUERY_TYPES = {
-    "jsonl": {TEXT: "STRING", TIMESTAMP: "TIMESTAMP", JSON: "JSON"},
-    "parquet": {TEXT: "STRING", TIMESTAMP: "TIMESTAMP", JSON: "STRING"},
+    "jsonl": {TEXT: "STRING", TIMESTAMP: "TIMESTAMP", JSON: "JSON", INTEGER: "INT64", BOOLEAN: "BOOL"},
+    "parquet": {TEXT: "STRING", TIMESTAMP: "TIMESTAMP", JSON: "STRING", INTEGER: "INT64", BOOLEAN: "BOOL"},
 }
 
 

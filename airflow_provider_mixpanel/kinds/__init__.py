@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
 from airflow_provider_mixpanel.kinds.base import Argument, Query, Records, StreamKind
+from airflow_provider_mixpanel.kinds.cohort_members import CohortMembersKind
+from airflow_provider_mixpanel.kinds.cohorts import CohortsKind
 from airflow_provider_mixpanel.kinds.events import EventsKind
 from airflow_provider_mixpanel.kinds.profiles import ProfilesKind
 
@@ -49,7 +51,7 @@ def kinds_accepting(name: str) -> list[str]:
     return [kind.name for kind in KINDS.values() if name in kind.query_type.arguments()]
 
 
-for _new in (EventsKind(), ProfilesKind()):
+for _new in (EventsKind(), ProfilesKind(), CohortsKind(), CohortMembersKind()):
     register(_new)
 
 #: Every kind's arguments by name (a name means one thing in every kind that takes it): the
