@@ -82,7 +82,7 @@ def test_cohort_members_of_chosen_cohorts_skip_the_list(mixpanel):
 
 def test_a_snapshot_takes_no_days(mixpanel):
     mixpanel()
-    with pytest.raises(MixpanelConfigError, match="snapshot .* drop from_date and to_date"):
+    with pytest.raises(MixpanelConfigError, match=r"snapshot .* drop from_date and to_date"):
         MixpanelHook().stream("cohorts", from_date="2024-03-01", to_date="2024-03-01")
 
 
@@ -135,7 +135,7 @@ def test_parquet_reads_back_in_duckdb(mixpanel, destination, tmp_path, stream):
     server = mixpanel(cohorts=3, cohort_size=4, profiles=20)
     op = destination.operator(f"{stream}/part-{{part}}.parquet", stream=stream, output_format="parquet")
     op.execute(RUN)
-    ((name, data),) = destination.objects().items()
+    ((_name, data),) = destination.objects().items()
     path = tmp_path / "part.parquet"
     path.write_bytes(data)
     rows = duckdb.connect().execute(f"SELECT * FROM read_parquet('{path}')").fetchall()
