@@ -72,3 +72,12 @@ def test_an_argument_means_one_thing_in_every_kind_that_takes_it():
             id(kind.query_type.arguments()[name]) for kind in KINDS.values() if name in kind.query_type.arguments()
         }
         assert len(specs) == 1, f"{name} is declared by {kinds_accepting(name)} differently"
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/kinds.rst"])
+def test_every_kind_is_listed_with_its_records_in_the_docs(document):
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / document).read_text()
+    missing = [name for name in KINDS if f"`{name}`" not in text]
+    assert not missing, f"{document} does not list the kind(s) {missing}"
