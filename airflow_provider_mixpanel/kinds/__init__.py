@@ -21,7 +21,6 @@ __all__ = [
     "Records",
     "StreamKind",
     "get_kind",
-    "kind_arguments_doc",
     "kinds_accepting",
     "register",
 ]
@@ -60,12 +59,3 @@ KIND_ARGUMENTS: dict[str, Argument] = {}
 for _kind in KINDS.values():
     for _name, _spec in _kind.query_type.arguments().items():
         KIND_ARGUMENTS.setdefault(_name, _spec)
-
-
-def kind_arguments_doc(*, indent: int) -> str:
-    """The ``:param:`` lines of every kind's arguments, for the operators' docstring."""
-    lines = []
-    for name, spec in KIND_ARGUMENTS.items():
-        templated = " (templated)" if spec.templated else ""
-        lines.append(f":param {name}: {', '.join(kinds_accepting(name))}: {spec.help}{templated}.")
-    return ("\n" + " " * indent).join(lines)

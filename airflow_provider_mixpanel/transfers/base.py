@@ -25,7 +25,7 @@ from airflow_provider_mixpanel.compression import FORMAT_DEFAULT, check_output_c
 from airflow_provider_mixpanel.dates import date_range
 from airflow_provider_mixpanel.errors import MixpanelConfigError
 from airflow_provider_mixpanel.hooks.mixpanel import MixpanelHook
-from airflow_provider_mixpanel.kinds import KIND_ARGUMENTS, Query, StreamKind, get_kind, kind_arguments_doc
+from airflow_provider_mixpanel.kinds import KIND_ARGUMENTS, Query, StreamKind, get_kind
 from airflow_provider_mixpanel.schemas import bigquery_schema, check_bigquery_columns, record_columns
 from airflow_provider_mixpanel.transfers.arguments import (
     MAX_ACTIVE_WINDOWS,
@@ -127,7 +127,10 @@ class BaseMixpanelStreamOperator(BaseOperator):
     :param stream: the kind of records (see :ref:`howto/kinds`): ``"events"`` (default), ``"profiles"``...
     :param from_date: dated kinds: first day, ``YYYY-MM-DD`` (templated); give both dates or neither.
     :param to_date: dated kinds: last day, inclusive (templated).
-    {kind_arguments}
+    :param arguments: the kind's own arguments, as keywords: e.g. ``events=["Purchase"]`` and
+        ``where=...`` for events, ``cohort_id=...`` or ``data_group_id=...`` for profiles,
+        ``cohort_ids=[...]`` for cohort members. Each kind's are listed in :ref:`howto/kinds`;
+        those marked templated there are rendered (they are in ``template_fields``).
     :param raw: write records as Mixpanel sent them instead of normalized.
     :param output_format: ``"jsonl"`` (default): one record per line; or ``"parquet"`` (needs the
         ``parquet`` extra): typed columns, ``properties`` as JSON text (see :ref:`howto/lake`).
@@ -469,11 +472,6 @@ class BaseMixpanelStreamOperator(BaseOperator):
         scheme, bucket, template = self._lineage
         outputs = [Dataset(namespace=f"{scheme}://{bucket}", name=common_directory(template))]
         return OperatorLineage(inputs=inputs, outputs=outputs)
-
-
-BaseMixpanelStreamOperator.__doc__ = (BaseMixpanelStreamOperator.__doc__ or "").replace(
-    "{kind_arguments}", kind_arguments_doc(indent=4)
-)
 
 
 def _run_date(context: Any, *, where: str) -> date:

@@ -81,3 +81,11 @@ def test_every_kind_is_listed_with_its_records_in_the_docs(document):
     text = (Path(__file__).parents[2] / document).read_text()
     missing = [name for name in KINDS if f"`{name}`" not in text]
     assert not missing, f"{document} does not list the kind(s) {missing}"
+
+
+def test_every_argument_of_every_kind_is_documented():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs/kinds.rst").read_text()
+    missing = [name for name in KIND_ARGUMENTS if f"``{name}``" not in text]
+    assert not missing, f"docs/kinds.rst does not document {missing}"
