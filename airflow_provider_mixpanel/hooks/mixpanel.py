@@ -15,7 +15,7 @@ from airflow_provider_mixpanel.connection import MixpanelConnectionSettings, set
 from airflow_provider_mixpanel.dates import date_range
 from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelError
 from airflow_provider_mixpanel.get_provider_info import get_provider_info
-from airflow_provider_mixpanel.kinds import Query, StreamKind, get_kind
+from airflow_provider_mixpanel.kinds import Opening, Query, StreamKind, get_kind
 from airflow_provider_mixpanel.retry import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_MAX,
@@ -174,16 +174,7 @@ class MixpanelHook(BaseHook):
 
     # ------------------------------------------------------------ streams
 
-    def stream(
-        self,
-        kind: str,
-        *,
-        raw: bool = False,
-        from_date: date | str | None = None,
-        to_date: date | str | None = None,
-        skip_malformed: bool = False,
-        **arguments: Any,
-    ) -> RecordStream:
+    def stream(self, kind: str, *, raw: bool = False, **arguments: Any) -> RecordStream:
         """Stream the records of one kind (``"events"``, ``"profiles"``, ``"cohorts"``...; see
         :ref:`howto/kinds`), lazily, with flat memory.
 
@@ -191,28 +182,18 @@ class MixpanelHook(BaseHook):
 
         :param kind: the stream kind's name.
         :param raw: yield each record as Mixpanel sent it, parsed, instead of the normalized record.
-        :param from_date: dated kinds: first day, ``YYYY-MM-DD`` or a ``date``.
-        :param to_date: dated kinds: last day (inclusive).
-        :param skip_malformed: skip records that are not JSON objects, logging and counting them in
-            ``skipped_malformed``, instead of raising
-            :class:`~airflow_provider_mixpanel.errors.MixpanelMalformedRecordError`.
-        :param arguments: the kind's own arguments (its query), e.g. ``where=...``.
+        :param arguments: ``from_date`` and ``to_date`` (dated kinds: first and last day,
+            ``YYYY-MM-DD`` or a ``date``); ``skip_malformed`` (skip records that are not JSON
+            objects, logging and counting them in ``skipped_malformed``, instead of raising
+            :class:`~airflow_provider_mixpanel.errors.MixpanelMalformedRecordError`); and the
+            kind's own arguments (its query), e.g. ``where=...``.
         """
-        return self._stream(kind, raw, from_date, to_date, skip_malformed, arguments, encode=False)
+        return self._stream(kind, encode=False, raw=raw, **arguments)
 
-    def stream_jsonl(
-        self,
-        kind: str,
-        *,
-        raw: bool = False,
-        from_date: date | str | None = None,
-        to_date: date | str | None = None,
-        skip_malformed: bool = False,
-        **arguments: Any,
-    ) -> RecordStream:
+    def stream_jsonl(self, kind: str, *, raw: bool = False, **arguments: Any) -> RecordStream:
         """Like :meth:`stream`, but yield each record as the JSONL line (bytes, ending in ``\\n``)
         that the operators and ``mixpanel-stream`` write, every value byte for byte as Mixpanel sent it."""
-        return self._stream(kind, raw, from_date, to_date, skip_malformed, arguments, encode=True)
+        return self._stream(kind, encode=True, raw=raw, **arguments)
 
     def open_query(
         self,
@@ -225,22 +206,21 @@ class MixpanelHook(BaseHook):
         skip_malformed: bool = False,
     ) -> RecordStream:
         """The records of a query built already (the operators build theirs once per task)."""
-        records = kind.open(
-            self.client, query, days, raw=raw, encode=encode, project_timezone=self.settings.project_timezone
-        )
+        opening = Opening(query, days, raw=raw, encode=encode, project_timezone=self.settings.project_timezone)
+        records = kind.open(self.client, opening)
         # Closing the stream closes the request (freeing the response at once).
         return RecordStream(records.source, records.convert, skip_malformed=skip_malformed)
 
     def _stream(
         self,
         name: str,
-        raw: bool,
-        from_date: date | str | None,
-        to_date: date | str | None,
-        skip_malformed: bool,
-        arguments: dict[str, Any],
         *,
         encode: bool,
+        raw: bool,
+        from_date: date | str | None = None,
+        to_date: date | str | None = None,
+        skip_malformed: bool = False,
+        **arguments: Any,
     ) -> RecordStream:
         kind = get_kind(name)
         query = kind.query_type.build(arguments)
@@ -281,21 +261,11 @@ class MixpanelHook(BaseHook):
             "events", raw=raw, from_date=from_date, to_date=to_date, skip_malformed=skip_malformed, **arguments
         )
 
-    def stream_events_jsonl(
-        self,
-        *,
-        from_date: date | str,
-        to_date: date | str,
-        raw: bool = False,
-        skip_malformed: bool = False,
-        **arguments: Unpack[EventsArguments],
-    ) -> RecordStream:
-        """Like :meth:`stream_events`, but yield each record as the JSONL line (bytes, ending in
-        ``\\n``) that the operators and ``mixpanel-stream`` write. With ``raw=True`` the line is the
-        export line exactly as Mixpanel sent it, checked to be a JSON object."""
-        return self.stream_jsonl(
-            "events", raw=raw, from_date=from_date, to_date=to_date, skip_malformed=skip_malformed, **arguments
-        )
+    def stream_events_jsonl(self, *, from_date: date | str, to_date: date | str, **options: Any) -> RecordStream:
+        """Like :meth:`stream_events` (the same keywords), but yield each record as the JSONL line
+        (bytes, ending in ``\\n``) that the operators and ``mixpanel-stream`` write. With ``raw=True``
+        the line is the export line exactly as Mixpanel sent it, checked to be a JSON object."""
+        return self.stream_jsonl("events", from_date=from_date, to_date=to_date, **options)
 
     def stream_profiles(self, *, raw: bool = False, **arguments: Unpack[ProfilesArguments]) -> RecordStream:
         """Stream user profiles (or group profiles, with ``data_group_id``), lazily, page by page:

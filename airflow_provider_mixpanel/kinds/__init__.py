@@ -7,7 +7,7 @@ operators, the hook and ``mixpanel-stream`` read. Adding a dataset: a module, on
 from __future__ import annotations
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
-from airflow_provider_mixpanel.kinds.base import Argument, Query, Records, StreamKind
+from airflow_provider_mixpanel.kinds.base import Argument, Opening, Query, Records, StreamKind
 from airflow_provider_mixpanel.kinds.cohort_members import CohortMembersKind
 from airflow_provider_mixpanel.kinds.cohorts import CohortsKind
 from airflow_provider_mixpanel.kinds.events import EventsKind
@@ -17,6 +17,7 @@ __all__ = [
     "KINDS",
     "KIND_ARGUMENTS",
     "Argument",
+    "Opening",
     "Query",
     "Records",
     "StreamKind",

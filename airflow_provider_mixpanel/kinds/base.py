@@ -99,6 +99,20 @@ class Query:
         }
 
 
+class Opening(NamedTuple):
+    """What to open: a kind's query, its days, and the form its records take."""
+
+    query: Any
+    #: the first and last day, for a dated kind; ``None`` for a snapshot
+    days: tuple[date, date] | None
+    #: records as Mixpanel sent them, instead of normalized
+    raw: bool
+    #: each record as its JSONL line (bytes ending in ``\n``) instead of a dict
+    encode: bool
+    #: the connection's ``project_timezone`` (projects created before 2023)
+    project_timezone: str | None
+
+
 class Records(NamedTuple):
     """What a kind opens: the items Mixpanel sends, and what one item becomes."""
 
@@ -133,21 +147,8 @@ class StreamKind(ABC):
         """The columns of this kind's records (Parquet, BigQuery), raw or normalized."""
 
     @abstractmethod
-    def open(
-        self,
-        client: MixpanelClient,
-        query: Any,
-        days: tuple[date, date] | None,
-        *,
-        raw: bool,
-        encode: bool,
-        project_timezone: str | None,
-    ) -> Records:
-        """The records of ``query`` (lazily: no request before the first ``next()``).
-
-        :param days: the first and last day, for a dated kind; ``None`` for a snapshot.
-        :param encode: each record as its JSONL line (bytes ending in ``\\n``) instead of a dict.
-        """
+    def open(self, client: MixpanelClient, opening: Opening) -> Records:
+        """The records of ``opening.query`` (lazily: no request before the first ``next()``)."""
 
     def narrow(self, query: Any, time_bounds: str | None) -> Any:
         """The query of one hour window (only kinds with :attr:`hour_windows`)."""

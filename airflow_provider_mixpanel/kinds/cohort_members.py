@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterator
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -20,7 +19,7 @@ from airflow_provider_mixpanel.kinds.arguments import (
     PAGE_SIZE,
     check_ids,
 )
-from airflow_provider_mixpanel.kinds.base import Argument, Query, Records, StreamKind, argument
+from airflow_provider_mixpanel.kinds.base import Argument, Opening, Query, Records, StreamKind, argument
 from airflow_provider_mixpanel.kinds.cohorts import list_cohorts
 from airflow_provider_mixpanel.kinds.profiles import PROFILE_COLUMNS, RAW_PROFILE_COLUMNS, ProfilesQuery
 from airflow_provider_mixpanel.pacing import Quota
@@ -84,17 +83,8 @@ class CohortMembersKind(StreamKind):
     def columns(self, *, raw: bool) -> tuple[Column, ...]:
         return RAW_MEMBER_COLUMNS if raw else MEMBER_COLUMNS
 
-    def open(
-        self,
-        client: MixpanelClient,
-        query: CohortMembersQuery,
-        days: tuple[date, date] | None,
-        *,
-        raw: bool,
-        encode: bool,
-        project_timezone: str | None,
-    ) -> Records:
-        return Records(_members(client, query), _converter(raw=raw, encode=encode))
+    def open(self, client: MixpanelClient, opening: Opening) -> Records:
+        return Records(_members(client, opening.query), _converter(raw=opening.raw, encode=opening.encode))
 
 
 def _members(client: MixpanelClient, query: CohortMembersQuery) -> Iterator[tuple[int, bytes]]:

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from airflow_provider_mixpanel.jsonl import loads_object
 from airflow_provider_mixpanel.kinds.answers import list_items
-from airflow_provider_mixpanel.kinds.base import Query, Records, StreamKind
+from airflow_provider_mixpanel.kinds.base import Opening, Query, Records, StreamKind
 from airflow_provider_mixpanel.pacing import Quota
 from airflow_provider_mixpanel.schemas import BOOLEAN, INTEGER, TEXT, Column
 
@@ -77,17 +76,8 @@ class CohortsKind(StreamKind):
     def columns(self, *, raw: bool) -> tuple[Column, ...]:
         return RAW_COHORT_COLUMNS if raw else COHORT_COLUMNS
 
-    def open(
-        self,
-        client: MixpanelClient,
-        query: CohortsQuery,
-        days: tuple[date, date] | None,
-        *,
-        raw: bool,
-        encode: bool,
-        project_timezone: str | None,
-    ) -> Records:
-        return Records(list_cohorts(client), _converter(raw=raw, encode=encode))
+    def open(self, client: MixpanelClient, opening: Opening) -> Records:
+        return Records(list_cohorts(client), _converter(raw=opening.raw, encode=opening.encode))
 
 
 def list_cohorts(client: MixpanelClient) -> Iterator[bytes]:

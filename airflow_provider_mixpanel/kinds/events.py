@@ -9,7 +9,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from airflow_provider_mixpanel.kinds.arguments import WHERE, check_flag, check_limit, check_names
-from airflow_provider_mixpanel.kinds.base import Argument, Query, Records, StreamKind, argument
+from airflow_provider_mixpanel.kinds.base import Argument, Opening, Query, Records, StreamKind, argument
 from airflow_provider_mixpanel.pacing import Quota
 from airflow_provider_mixpanel.schemas import JSON, TEXT, TIMESTAMP, Column
 from airflow_provider_mixpanel.streams import event_converter
@@ -90,19 +90,13 @@ class EventsKind(StreamKind):
     def columns(self, *, raw: bool) -> tuple[Column, ...]:
         return RAW_EVENT_COLUMNS if raw else EVENT_COLUMNS
 
-    def open(
-        self,
-        client: MixpanelClient,
-        query: EventsQuery,
-        days: tuple[date, date] | None,
-        *,
-        raw: bool,
-        encode: bool,
-        project_timezone: str | None,
-    ) -> Records:
-        assert days is not None, "events are dated"
-        convert = event_converter(raw=raw, encode=encode, time_in_ms=query.time_in_ms, timezone=project_timezone)
-        return Records(client.export(query.params(*days)), convert)
+    def open(self, client: MixpanelClient, opening: Opening) -> Records:
+        query: EventsQuery = opening.query
+        assert opening.days is not None, "events are dated"
+        convert = event_converter(
+            raw=opening.raw, encode=opening.encode, time_in_ms=query.time_in_ms, timezone=opening.project_timezone
+        )
+        return Records(client.export(query.params(*opening.days)), convert)
 
     def narrow(self, query: EventsQuery, time_bounds: str | None) -> EventsQuery:
         """An hour window asks for its day, its event times bounded by ``where`` on ``$time``."""

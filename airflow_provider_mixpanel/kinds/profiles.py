@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Iterable
-from datetime import date
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
@@ -20,7 +19,7 @@ from airflow_provider_mixpanel.kinds.arguments import (
     check_strings,
     check_text,
 )
-from airflow_provider_mixpanel.kinds.base import Argument, Query, Records, StreamKind, argument
+from airflow_provider_mixpanel.kinds.base import Argument, Opening, Query, Records, StreamKind, argument
 from airflow_provider_mixpanel.pacing import Quota
 from airflow_provider_mixpanel.profile_lines import profile_line, raw_profile_line
 from airflow_provider_mixpanel.records import normalize_profile
@@ -117,14 +116,6 @@ class ProfilesKind(StreamKind):
     def columns(self, *, raw: bool) -> tuple[Column, ...]:
         return RAW_PROFILE_COLUMNS if raw else PROFILE_COLUMNS
 
-    def open(
-        self,
-        client: MixpanelClient,
-        query: ProfilesQuery,
-        days: tuple[date, date] | None,
-        *,
-        raw: bool,
-        encode: bool,
-        project_timezone: str | None,
-    ) -> Records:
-        return Records(client.engage(query.form()), profile_converter(raw=raw, encode=encode))
+    def open(self, client: MixpanelClient, opening: Opening) -> Records:
+        convert = profile_converter(raw=opening.raw, encode=opening.encode)
+        return Records(client.engage(opening.query.form()), convert)
