@@ -89,3 +89,12 @@ def test_every_argument_of_every_kind_is_documented():
     text = (Path(__file__).parents[2] / "docs/kinds.rst").read_text()
     missing = [name for name in KIND_ARGUMENTS if f"``{name}``" not in text]
     assert not missing, f"docs/kinds.rst does not document {missing}"
+
+
+def test_no_kind_argument_shadows_an_operator_attribute():
+    from airflow_provider_mixpanel.transfers.mixpanel_to_gcs import MixpanelStreamToGCSOperator
+    from airflow_provider_mixpanel.transfers.mixpanel_to_s3 import MixpanelStreamToS3Operator
+
+    for operator in (MixpanelStreamToS3Operator, MixpanelStreamToGCSOperator):
+        clashes = set(KIND_ARGUMENTS) & set(dir(operator))
+        assert not clashes, f"the kind argument(s) {clashes} would overwrite {operator.__name__}'s own"
