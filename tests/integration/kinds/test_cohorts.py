@@ -12,7 +12,13 @@ import duckdb
 import pytest
 
 from airflow_provider_mixpanel.cli import main
-from airflow_provider_mixpanel.errors import MixpanelAuthError, MixpanelConfigError, MixpanelRateLimitError
+from airflow_provider_mixpanel.errors import (
+    MixpanelAuthError,
+    MixpanelConfigError,
+    MixpanelQueryError,
+    MixpanelRateLimitError,
+    MixpanelServerError,
+)
 from airflow_provider_mixpanel.hooks.mixpanel import MixpanelHook
 from airflow_provider_mixpanel.kinds import get_kind
 from airflow_provider_mixpanel.testing import Quotas
@@ -104,6 +110,37 @@ def test_cohorts_auth_error_is_not_retried(mixpanel, monkeypatch):
     with pytest.raises(MixpanelAuthError):
         list(MixpanelHook().stream("cohorts"))
     assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("stream", ["cohorts", "cohort_members"])
+@pytest.mark.parametrize(
+    ("status", "error", "attempts"),
+    [
+        (400, MixpanelQueryError, 1),
+        (402, MixpanelAuthError, 1),
+        (403, MixpanelAuthError, 1),
+        (404, MixpanelQueryError, 1),
+        (503, MixpanelServerError, 3),
+    ],
+)
+def test_error_answers_raise_what_to_do(mixpanel, stream, status, error, attempts):
+    server = mixpanel(cohorts=1, cohort_size=3, profiles=10)
+    endpoint = "cohorts" if stream == "cohorts" else "engage"
+    server.add_fault("status", endpoint=endpoint, status=status, times=10)
+    hook = MixpanelHook(max_retries=2, backoff_base=0.01)
+    with pytest.raises(error):
+        list(hook.stream(stream, cohort_ids=[1000]) if stream == "cohort_members" else hook.stream(stream))
+    assert sum(1 for r in server.requests if endpoint in r.path) == attempts, "only 5xx are retried"
+
+
+def test_cohorts_work_with_a_legacy_project_secret(make_server, monkeypatch):
+    server = make_server(project_secret="legacy", cohorts=2)
+    conn = {"conn_type": "mixpanel", "password": "legacy", "extra": {"host": server.url}}
+    monkeypatch.setenv("AIRFLOW_CONN_MIXPANEL_DEFAULT", json.dumps(conn))
+    with pytest.warns(Warning, match="legacy project secret"):
+        cohorts = list(MixpanelHook().stream("cohorts"))
+    assert [c["cohort_id"] for c in cohorts] == [1000, 1001]
+    assert "project_id" not in server.requests[-1].params, "the secret names the project"
 
 
 @pytest.mark.parametrize(("region", "host"), [("us", "https://mixpanel.com"), ("eu", "https://eu.mixpanel.com")])
