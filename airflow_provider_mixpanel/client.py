@@ -29,13 +29,14 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Unpack
+from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
 import urllib3.exceptions
 
 from airflow_provider_mixpanel import __version__
-from airflow_provider_mixpanel.connection import REGIONS, check_credentials
+from airflow_provider_mixpanel.connection import REGIONS, MixpanelConnectionSettings, check_credentials
 from airflow_provider_mixpanel.dates import parse_date
 from airflow_provider_mixpanel.engage import EngagePage, read_engage_page
 from airflow_provider_mixpanel.errors import (
@@ -175,6 +176,20 @@ class MixpanelClient:
         self._session.auth = (self.username, secret) if self.username else (secret, "")
         self._session.headers["User-Agent"] = f"airflow-provider-mixpanel/{__version__}"
 
+    @classmethod
+    def from_settings(cls, settings: MixpanelConnectionSettings, **client_kwargs: Any) -> MixpanelClient:
+        """A client for a read and validated connection (timeouts, retry policy... as keywords)."""
+        return cls(
+            username=settings.username,
+            secret=settings.secret,
+            project_id=settings.project_id,
+            region=settings.region,
+            workspace_id=settings.workspace_id,
+            base_url=settings.base_url,
+            source=f"connection {settings.conn_id!r}",
+            **client_kwargs,
+        )
+
     def __repr__(self) -> str:
         return (
             f"MixpanelClient(project_id={self.project_id!r}, region={self.region!r}, "
@@ -216,6 +231,14 @@ class MixpanelClient:
         days = parse_date(from_date, "from_date"), parse_date(to_date, "to_date")
         return self.export(EventsQuery.build(arguments).params(*days))
 
+    def export_line_batches(
+        self, from_date: date | str, to_date: date | str, **arguments: Unpack[EventsArguments]
+    ) -> Generator[list[bytes], None, None]:
+        """:meth:`export_lines`, a list at a time: the lines each read of the body completed (one
+        step of Python per read instead of one per line, for a consumer that can take them so)."""
+        days = parse_date(from_date, "from_date"), parse_date(to_date, "to_date")
+        return self.export_batches(EventsQuery.build(arguments).params(*days))
+
     def export_events(
         self,
         from_date: date | str,
@@ -255,9 +278,13 @@ class MixpanelClient:
 
         Export requests are retried only before their first line: a stream that breaks later
         raises :class:`~airflow_provider_mixpanel.errors.MixpanelStreamInterruptedError`."""
+        return _each(self.export_batches(params))
+
+    def export_batches(self, params: Mapping[str, Any]) -> Generator[list[bytes], None, None]:
+        """:meth:`export`, a list of lines at a time (those each read of the body completed)."""
         what = f"export {params['from_date']}..{params['to_date']} stream"
         call = _Call("GET", Quota.EXPORT, EXPORT_PATH, what, params={**params, **self._project_params(Quota.EXPORT)})
-        return self._records(call, _export_batches)
+        return self._record_batches(call, _export_batches)
 
     def engage(self, form: Mapping[str, Any]) -> Iterator[bytes]:
         """The results of ``POST /api/query/engage`` with this form, page after page.
@@ -291,7 +318,7 @@ class MixpanelClient:
                 unresumed=", before Mixpanel named its session",
                 again="stream the profiles again",
             )
-            result: EngagePage = yield from self._records(call, _engage_batches)
+            result: EngagePage = yield from _each(self._record_batches(call, _engage_batches))
             if page == 0:
                 reported_page_size = result.page_size
             session_id = result.session_id
@@ -328,15 +355,16 @@ class MixpanelClient:
                 )
             path = path.replace("{project_id}", str(self.project_id))
         call = _Call(method, quota, path, what, params={**(params or {}), **self._project_params(quota)}, form=form)
-        return self._records(call, functools.partial(_whole_body, items=items))
+        return _each(self._record_batches(call, functools.partial(_whole_body, items=items)))
 
     # ---------------------------------------------------------------- the request loop
 
-    def _records(
+    def _record_batches(
         self, call: _Call, read: Callable[[Iterator[bytes], str], Generator[list[bytes], None, Any]]
-    ) -> Generator[bytes, None, Any]:
+    ) -> Generator[list[bytes], None, Any]:
         """The one request loop: send ``call`` (paced, retried by the policy, Retry-After and the
-        hourly quota honoured), read its body with ``read`` (batches of records), and yield them.
+        hourly quota honoured), read its body with ``read`` (batches of records), and yield the
+        batches (never an empty one).
 
         A body that breaks before any record was yielded is asked for again; after, it is asked
         for again only when ``call.resumable`` (the same answer comes back), skipping the records
@@ -362,7 +390,7 @@ class MixpanelClient:
                     if skip > 0:
                         batch = batch[skip:]
                     if batch:
-                        yield from batch
+                        yield batch
                         yielded += len(batch)
             except (_TruncatedBody, MixpanelServerError, *_TRANSPORT_ERRORS) as err:
                 self._check_not_cancelled(call.what)
@@ -419,7 +447,7 @@ class MixpanelClient:
                 )
             except requests.RequestException as err:
                 self._release(pacer)
-                broken = MixpanelServerError(_describe_transport_error(err))
+                broken = MixpanelServerError(_describe_transport_error(err, urlsplit(url).netloc))
                 self._wait_or_raise(state, broken, what=what, cause=err, quota=call.quota)
                 continue
             except BaseException:  # cancelled, or anything unexpected: never keep the slot
@@ -464,15 +492,24 @@ class MixpanelClient:
         if give_up is not None:
             message = f"Mixpanel {what}: {reason}. {give_up.capitalize()}. "
             raise self._final_error(error, message, quota) from cause
-        log.warning(
-            "Mixpanel %s: %s. Retrying in %.1f s (retry %d of %d%s).",
-            what,
-            reason,
-            wait,
-            state.retries,
-            state.policy.max_retries,
-            ", waiting for the hourly quota" if state.quota_waited else "",
-        )
+        if isinstance(error, MixpanelRateLimitError) and error.hourly_quota_spent:
+            log.warning(
+                "Mixpanel %s: the hourly quota (60 queries per rolling hour) is spent. Waiting %.0f s for a "
+                "query to free up (%.0f s of waiting in all, of at most %.0f s: max_retry_after).",
+                what,
+                wait,
+                state.quota_waited,
+                state.policy.max_retry_after,
+            )
+        else:
+            log.warning(
+                "Mixpanel %s: %s. Retrying in %.1f s (retry %d of %d).",
+                what,
+                reason,
+                wait,
+                state.retries,
+                state.policy.max_retries,
+            )
         self._sleep(wait)
         self._check_not_cancelled(what)
 
@@ -503,6 +540,20 @@ class MixpanelClient:
             url=response.url,
             retry_after=_retry_after_seconds(response.headers.get("Retry-After")),
         )
+
+
+def _each(batches: Generator[list[bytes], None, Any]) -> Generator[bytes, None, Any]:
+    """The records of ``batches`` one by one (a ``for`` loop resumes this generator directly, no
+    call per record); returns what ``batches`` returned. Closing it closes ``batches`` (the request)."""
+    try:
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration as done:
+                return done.value
+            yield from batch
+    finally:
+        batches.close()
 
 
 def _export_batches(chunks: Iterator[bytes], what: str) -> Generator[list[bytes], None, None]:
@@ -585,12 +636,25 @@ def _interrupt(response: requests.Response) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def _describe_transport_error(err: BaseException) -> str:
+def _describe_transport_error(err: BaseException, host: str | None = None) -> str:
     if isinstance(err, _TruncatedBody):
         return str(err)
     if isinstance(err, requests.Timeout | urllib3.exceptions.ReadTimeoutError | TimeoutError):
         return f"timed out ({type(err).__name__})"
+    cause = _connect_failure(err)
+    if cause is not None:  # the one line that matters, not urllib3's nested reprs
+        return f"connection failed ({host}: {cause})" if host else f"connection failed ({cause})"
     return f"connection failed ({type(err).__name__}: {err})"
+
+
+def _connect_failure(err: BaseException) -> str | None:
+    """Why no connection could be made (``[Errno 111] Connection refused``, ``Failed to resolve
+    'host' (...)``), or ``None`` when the failure is of another kind."""
+    reason = getattr(err.args[0], "reason", None) if err.args else None
+    if not isinstance(reason, urllib3.exceptions.NewConnectionError):  # NameResolutionError included
+        return None
+    text = str(reason).split("): ", 1)[-1]  # without "HTTPConnection(host=..., port=...)"
+    return text.removeprefix("Failed to establish a new connection: ")
 
 
 def _api_error_message(response: requests.Response) -> str | None:

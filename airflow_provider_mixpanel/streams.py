@@ -1,18 +1,20 @@
-"""What the hook hands out: :class:`RecordStream`, a lazy, counted iterator of records, and the
-choice of what one export line becomes (parsed, normalized, or a JSONL line)."""
+"""What the hook (and ``mixpanel-stream``) hands out: :class:`RecordStream`, a lazy, counted
+iterator of records; :class:`RawEventChunks`, raw export lines many at a time; and the choice of
+what one export line becomes (parsed, normalized, or a JSONL line). Which records a kind streams
+is the kind's (:mod:`airflow_provider_mixpanel.kinds`).
+
+No Airflow here: the command line streams without importing it."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
 
+from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
 from airflow_provider_mixpanel.event_lines import event_line_normalizer
-from airflow_provider_mixpanel.jsonl import check_object, convert_lines, loads_object
+from airflow_provider_mixpanel.jsonl import all_objects, check_object, convert_lines, loads_object
 from airflow_provider_mixpanel.records import normalize_event
-
-if TYPE_CHECKING:
-    from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +71,42 @@ def event_converter(*, raw: bool, encode: bool, time_in_ms: bool, timezone: str 
     if encode:
         return event_line_normalizer(time_in_ms=time_in_ms, project_timezone=timezone)
     return lambda line: normalize_event(loads_object(line), time_in_ms=time_in_ms, project_timezone=timezone)
+
+
+class RawEventChunks(RecordStream):
+    """Raw export lines as JSONL, many lines per item: each line exactly as Mixpanel sent it,
+    checked to be one JSON object as :func:`~.jsonl.check_object` checks it, a batch at a time.
+    The bytes are those of ``stream_events_jsonl(raw=True)`` joined, without a step of Python per line;
+    ``records`` and ``skipped_malformed`` count as a :class:`RecordStream` does.
+
+    :param batches: the export's lines, a list at a time (``MixpanelClient.export_line_batches``).
+    """
+
+    def __init__(self, batches: Generator[list[bytes], None, None], *, skip_malformed: bool = False):
+        self.records = 0
+        self.skipped_malformed = 0
+        self._source = batches
+        self._records = self._chunks(batches, skip_malformed)
+
+    def _chunks(self, batches: Iterator[list[bytes]], skip_malformed: bool) -> Generator[bytes, None, None]:
+        for lines in batches:
+            if all_objects(lines):
+                self.records += len(lines)
+                lines.append(b"")  # the last line's newline
+                yield b"\n".join(lines)
+                continue
+            good: list[bytes] = []  # line by line: the lines before a bad one are written before it fails
+            for line in lines:
+                try:
+                    check_object(line)
+                except MixpanelMalformedRecordError as err:
+                    if not skip_malformed:
+                        if good:
+                            yield b"".join(good)
+                        raise
+                    self.skip_malformed(line, err)
+                    continue
+                self.records += 1
+                good.append(line + b"\n")
+            if good:
+                yield b"".join(good)

@@ -11,11 +11,14 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from airflow_provider_mixpanel._compat import AirflowProviderDeprecationWarning, BaseHook, mask_secret
 from airflow_provider_mixpanel.client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, MixpanelClient
-from airflow_provider_mixpanel.connection import MixpanelConnectionSettings, settings_from_connection
-from airflow_provider_mixpanel.dates import date_range
-from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelError
+from airflow_provider_mixpanel.connection import (
+    MixpanelConnectionSettings,
+    legacy_secret_notice,
+    settings_from_connection,
+)
+from airflow_provider_mixpanel.errors import MixpanelError
 from airflow_provider_mixpanel.get_provider_info import get_provider_info
-from airflow_provider_mixpanel.kinds import Opening, Query, StreamKind, get_kind
+from airflow_provider_mixpanel.kinds import Opening, Query, StreamKind, get_kind, open_stream
 from airflow_provider_mixpanel.retry import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_MAX,
@@ -33,8 +36,6 @@ __all__ = ["MixpanelConnectionSettings", "MixpanelHook", "RecordStream"]
 
 log = logging.getLogger(__name__)
 
-# Mixpanel retires legacy project secrets on this day (reference/project-secret in Mixpanel's docs).
-PROJECT_SECRET_RETIREMENT = date(2027, 3, 3)
 # The Test button answers within seconds: an unreachable host fails after this long, not minutes.
 TEST_CONNECT_TIMEOUT = 5.0
 
@@ -138,13 +139,7 @@ class MixpanelHook(BaseHook):
         )
         mask_secret(settings.secret)
         if settings.username is None:
-            warnings.warn(
-                f"The {where} authenticates with a legacy project secret, which Mixpanel retires on "
-                f"{PROJECT_SECRET_RETIREMENT:%Y-%m-%d}. Create a service account and set its username as "
-                "login and its secret as password.",
-                AirflowProviderDeprecationWarning,
-                stacklevel=3,
-            )
+            warnings.warn(legacy_secret_notice(where), AirflowProviderDeprecationWarning, stacklevel=3)
         return settings
 
     def get_conn(self) -> MixpanelClient:
@@ -159,17 +154,8 @@ class MixpanelHook(BaseHook):
     def _make_client(
         self, settings: MixpanelConnectionSettings, *, retry_policy: RetryPolicy, connect_timeout: float
     ) -> MixpanelClient:
-        return MixpanelClient(
-            username=settings.username,
-            secret=settings.secret,
-            project_id=settings.project_id,
-            region=settings.region,
-            workspace_id=settings.workspace_id,
-            base_url=settings.base_url,
-            connect_timeout=connect_timeout,
-            read_timeout=self.read_timeout,
-            retry_policy=retry_policy,
-            source=f"connection {settings.conn_id!r}",
+        return MixpanelClient.from_settings(
+            settings, retry_policy=retry_policy, connect_timeout=connect_timeout, read_timeout=self.read_timeout
         )
 
     # ------------------------------------------------------------ streams
@@ -207,9 +193,7 @@ class MixpanelHook(BaseHook):
     ) -> RecordStream:
         """The records of a query built already (the operators build theirs once per task)."""
         opening = Opening(query, days, raw=raw, encode=encode, project_timezone=self.settings.project_timezone)
-        records = kind.open(self.client, opening)
-        # Closing the stream closes the request (freeing the response at once).
-        return RecordStream(records.source, records.convert, skip_malformed=skip_malformed)
+        return open_stream(self.client, kind, opening, skip_malformed=skip_malformed)
 
     def _stream(
         self,
@@ -224,15 +208,7 @@ class MixpanelHook(BaseHook):
     ) -> RecordStream:
         kind = get_kind(name)
         query = kind.query_type.build(arguments)
-        days: tuple[date, date] | None = None
-        if kind.dated:
-            if from_date is None or to_date is None:
-                raise MixpanelConfigError(f"{kind.name} are dated: give from_date and to_date (YYYY-MM-DD).")
-            days = date_range(from_date, to_date)
-        elif from_date is not None or to_date is not None:
-            raise MixpanelConfigError(
-                f"{kind.name} are a snapshot of the project now, not of days: drop from_date and to_date."
-            )
+        days = kind.days(from_date, to_date)
         return self.open_query(kind, query, days, raw=raw, encode=encode, skip_malformed=skip_malformed)
 
     def stream_events(

@@ -6,12 +6,18 @@ operators, the hook and ``mixpanel-stream`` read. Adding a dataset: a module, on
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from airflow_provider_mixpanel.errors import MixpanelConfigError
 from airflow_provider_mixpanel.kinds.base import Argument, Opening, Query, Records, StreamKind
 from airflow_provider_mixpanel.kinds.cohort_members import CohortMembersKind
 from airflow_provider_mixpanel.kinds.cohorts import CohortsKind
 from airflow_provider_mixpanel.kinds.events import EventsKind
 from airflow_provider_mixpanel.kinds.profiles import ProfilesKind
+from airflow_provider_mixpanel.streams import RecordStream
+
+if TYPE_CHECKING:
+    from airflow_provider_mixpanel.client import MixpanelClient
 
 __all__ = [
     "KINDS",
@@ -23,6 +29,7 @@ __all__ = [
     "StreamKind",
     "get_kind",
     "kinds_accepting",
+    "open_stream",
     "register",
 ]
 
@@ -44,6 +51,15 @@ def get_kind(name: object, *, where: str = "") -> StreamKind:
     if kind is None:
         raise MixpanelConfigError(f"{where}stream={name!r}: use one of {', '.join(map(repr, KINDS))}.")
     return kind
+
+
+def open_stream(
+    client: MixpanelClient, kind: StreamKind, opening: Opening, *, skip_malformed: bool = False
+) -> RecordStream:
+    """The records of ``opening`` as a :class:`~airflow_provider_mixpanel.streams.RecordStream`
+    (lazily: the first request waits for the first ``next()``; closing it closes the request)."""
+    records = kind.open(client, opening)
+    return RecordStream(records.source, records.convert, skip_malformed=skip_malformed)
 
 
 def kinds_accepting(name: str) -> list[str]:

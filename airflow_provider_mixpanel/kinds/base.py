@@ -18,12 +18,14 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self
 
+from airflow_provider_mixpanel.dates import date_range
 from airflow_provider_mixpanel.errors import MixpanelConfigError
 
 if TYPE_CHECKING:
     from airflow_provider_mixpanel.client import MixpanelClient
     from airflow_provider_mixpanel.pacing import Quota
     from airflow_provider_mixpanel.schemas import Column
+    from airflow_provider_mixpanel.streams import RecordStream
 
 _ARGUMENT = "argument"
 
@@ -149,6 +151,23 @@ class StreamKind(ABC):
     @abstractmethod
     def open(self, client: MixpanelClient, opening: Opening) -> Records:
         """The records of ``opening.query`` (lazily: no request before the first ``next()``)."""
+
+    def days(self, from_date: date | str | None, to_date: date | str | None) -> tuple[date, date] | None:
+        """The checked days of a dated kind (both given); ``None`` for a snapshot (neither given)."""
+        if self.dated:
+            if from_date is None or to_date is None:
+                raise MixpanelConfigError(f"{self.name} are dated: give from_date and to_date (YYYY-MM-DD).")
+            return date_range(from_date, to_date)
+        if from_date is not None or to_date is not None:
+            raise MixpanelConfigError(
+                f"{self.name} are a snapshot of the project now, not of days: drop from_date and to_date."
+            )
+        return None
+
+    def raw_chunks(self, client: MixpanelClient, opening: Opening, *, skip_malformed: bool) -> RecordStream | None:
+        """Raw JSONL many records at a time (a faster road for the command's ``--raw``), or
+        ``None`` when the kind has none."""
+        return None
 
     def narrow(self, query: Any, time_bounds: str | None) -> Any:
         """The query of one hour window (only kinds with :attr:`hour_windows`)."""
