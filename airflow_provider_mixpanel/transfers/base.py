@@ -480,7 +480,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
                 f"'mixpanel/events/{WINDOW_PLACEHOLDER}/part-{{part}}.parquet'."
             )
         timezone = self.hook.settings.project_timezone
-        if self.stream == "events" and timezone not in (None, "UTC", "Etc/UTC"):
+        if self.kind.dated and timezone not in (None, "UTC", "Etc/UTC"):
             raise MixpanelConfigError(
                 f"{prefix}iceberg_table needs a project whose days are UTC days, but connection "
                 f"{self.mixpanel_conn_id!r} sets project_timezone={timezone!r} (a project created before 2023): its "
