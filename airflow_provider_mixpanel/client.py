@@ -390,8 +390,9 @@ class MixpanelClient:
                     if skip > 0:
                         batch = batch[skip:]
                     if batch:
+                        delivered = len(batch)  # counted first: a consumer may extend the list it is given
                         yield batch
-                        yielded += len(batch)
+                        yielded += delivered
             except (_TruncatedBody, MixpanelServerError, *_TRANSPORT_ERRORS) as err:
                 self._check_not_cancelled(call.what)
                 # A body cut short, or not the answer at all (a proxy's error page): ask again.
