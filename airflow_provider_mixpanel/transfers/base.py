@@ -479,6 +479,13 @@ class BaseMixpanelStreamOperator(BaseOperator):
                 f"is committed from parts of its own, so the name needs {WINDOW_PLACEHOLDER}, e.g. "
                 f"'mixpanel/events/{WINDOW_PLACEHOLDER}/part-{{part}}.parquet'."
             )
+        timezone = self.hook.settings.project_timezone
+        if self.kind.dated and timezone not in (None, "UTC", "Etc/UTC"):
+            raise MixpanelConfigError(
+                f"{prefix}iceberg_table needs a project whose days are UTC days, but connection "
+                f"{self.mixpanel_conn_id!r} sets project_timezone={timezone!r} (a project created before 2023): its "
+                "export days span two UTC days of the table's partitions. Write files for this project instead."
+            )
         from airflow_provider_mixpanel.transfers.iceberg_table import IcebergTable
 
         table = IcebergTable(

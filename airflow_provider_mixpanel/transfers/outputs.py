@@ -89,8 +89,9 @@ class WindowOutputs:
         """Before the window's first part: delete its manifest, abort uploads left open."""
         if self.manifest is not None:
             self.store.delete([manifest_name(template)])
-        # With a table each attempt names its parts apart: a killed attempt's uploads match any attempt's names.
-        pattern = self.table.sibling_pattern(template) if self.table is not None else output_pattern(template)
+        # With a table each attempt names its parts apart: abort the uploads of this task instance's
+        # earlier (killed) tries only, never those of another task writing the same window now.
+        pattern = self.table.earlier_tries_pattern(template) if self.table is not None else output_pattern(template)
         aborted = self.store.abort_incomplete_uploads(output_prefix(template), pattern)
         if aborted:
             log.warning(
