@@ -516,10 +516,13 @@ class MixpanelClient:
 
     def _final_error(self, error: MixpanelError, message: str, quota: Quota) -> MixpanelError:
         if isinstance(error, MixpanelRateLimitError):
+            # A 429 of an API limited per minute (the Lexicon's 5) is its minute spent, whatever its text.
+            per_minute = QUOTAS[quota].limits.requests_per_minute is not None
+            spent = (
+                per_minute or error.hourly_quota_spent or (error.retry_after or 0) > self.retry_policy.max_retry_after
+            )
             advice = (
-                QUOTAS[quota].when_spent
-                if error.hourly_quota_spent or (error.retry_after or 0) > self.retry_policy.max_retry_after
-                else "Lower request concurrency (an Airflow pool) or retry later."
+                QUOTAS[quota].when_spent if spent else "Lower request concurrency (an Airflow pool) or retry later."
             )
             return MixpanelRateLimitError(
                 message + advice,

@@ -9,10 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
+from airflow_provider_mixpanel.kinds.annotations import AnnotationsKind
 from airflow_provider_mixpanel.kinds.base import Argument, Opening, Query, Records, StreamKind
 from airflow_provider_mixpanel.kinds.cohort_members import CohortMembersKind
 from airflow_provider_mixpanel.kinds.cohorts import CohortsKind
 from airflow_provider_mixpanel.kinds.events import EventsKind
+from airflow_provider_mixpanel.kinds.funnels import FunnelsKind
+from airflow_provider_mixpanel.kinds.lexicon import LexiconKind
 from airflow_provider_mixpanel.kinds.profiles import ProfilesKind
 from airflow_provider_mixpanel.streams import RecordStream
 
@@ -67,7 +70,15 @@ def kinds_accepting(name: str) -> list[str]:
     return [kind.name for kind in KINDS.values() if name in kind.query_type.arguments()]
 
 
-for _new in (EventsKind(), ProfilesKind(), CohortsKind(), CohortMembersKind()):
+for _new in (
+    EventsKind(),
+    ProfilesKind(),
+    CohortsKind(),
+    CohortMembersKind(),
+    AnnotationsKind(),
+    LexiconKind(),
+    FunnelsKind(),
+):
     register(_new)
 
 #: Every kind's arguments by name (a name means one thing in every kind that takes it): the

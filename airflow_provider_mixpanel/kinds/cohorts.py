@@ -6,10 +6,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from airflow_provider_mixpanel.jsonl import loads_object
-from airflow_provider_mixpanel.kinds.answers import list_items
+from airflow_provider_mixpanel.kinds.answers import list_items, members_line
 from airflow_provider_mixpanel.kinds.base import Opening, Query, Records, StreamKind
 from airflow_provider_mixpanel.pacing import Quota
 from airflow_provider_mixpanel.schemas import BOOLEAN, INTEGER, TEXT, Column
@@ -37,9 +35,6 @@ RAW_COHORT_COLUMNS = (
 )
 # The normalized record's members and the cohort's members they come from, in the record's order.
 _RENAMED = {"cohort_id": "id"}
-_members = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_NULL = b"null"
-_VISIBLE = {b"1": b"true", b"0": b"false"}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -50,15 +45,7 @@ class CohortsQuery(Query):
 def cohort_line(item: bytes) -> bytes:
     """The normalized cohort's JSONL line: ``id`` named ``cohort_id``, ``is_visible`` a boolean,
     every other value byte for byte as sent."""
-    members = _members.decode(item)
-    values = []
-    for column in COHORT_COLUMNS:
-        raw = members.get(_RENAMED.get(column.name, column.name))
-        value = bytes(raw) if raw else _NULL
-        if column.kind == BOOLEAN:
-            value = _VISIBLE.get(value, value)
-        values.append(b'"%b":%b' % (column.name.encode(), value))
-    return b"{" + b",".join(values) + b"}\n"
+    return members_line(item, COHORT_COLUMNS, _RENAMED)
 
 
 class CohortsKind(StreamKind):

@@ -125,8 +125,8 @@ def test_profiles_and_group_profiles_to_gcs(sandbox):
 
 
 def test_metadata_dag_writes_every_kind_beside_the_days_events(sandbox):
-    """Events, cohorts and cohort members of the run's day, each under that day (the snapshots are
-    named after the run's date)."""
+    """Events, cohorts, cohort members, annotations and the Lexicon of the run's day, each under that
+    day (the snapshots are named after the run's date)."""
     sandbox.dags_test("example_mixpanel_metadata", "2024-03-02")
     assert len(_s3_jsonl(sandbox, "mixpanel/events/2024-03-01/part-00000.jsonl.gz")) == EVENTS_PER_DAY
     cohorts = _s3_jsonl(sandbox, "mixpanel/cohorts/2024-03-01/cohorts.jsonl.gz")
@@ -136,6 +136,13 @@ def test_metadata_dag_writes_every_kind_beside_the_days_events(sandbox):
         (c["id"], member) for c in sandbox.mixpanel.cohorts() for member in sandbox.mixpanel.cohort_member_ids(c["id"])
     ]
     assert all(set(m["properties"]) <= {"$email", "$name"} for m in members)
+    annotations = _s3_jsonl(sandbox, "mixpanel/annotations/2024-03-01/annotations.jsonl.gz")
+    day = date(2024, 3, 1)
+    assert [a["annotation_id"] for a in annotations] == [a["id"] for a in sandbox.mixpanel.annotations(day, day)]
+    lexicon = _s3_jsonl(sandbox, "mixpanel/lexicon/2024-03-01/lexicon.jsonl.gz")
+    assert [(s["entity_type"], s["name"]) for s in lexicon] == [
+        (e["entityType"], e["name"]) for e in sandbox.mixpanel.lexicon_schemas()
+    ]
 
 
 def test_backfill_maps_one_task_per_day(sandbox):
