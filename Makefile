@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 AIRFLOW_2_VERSION ?= 2.11.2
 
-.PHONY: install test test-airflow2 lint unit demo docs bench build clean
+.PHONY: install test test-airflow2 lint unit fuzz demo docs bench build clean
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ unit: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint unit
+
+# The differential fuzz of the line roads (tests/unit/test_roads_fuzz.py) with the "fuzz" hypothesis
+# profile: tens of thousands of examples instead of the few hundred of `make test` (about 20 minutes).
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -p no:logging -q --hypothesis-show-statistics tests/unit/test_roads_fuzz.py
 
 # The same suite on Airflow 2.11, in a venv of its own.
 test-airflow2:
