@@ -11,12 +11,11 @@ Three roads give the same record (as parsed JSON), or the same
 1. **Splice** (Mixpanel's own layout, nearly every line): the export writes compact JSON that
    starts ``{"event":…,"properties":{"time":…,"distinct_id":…,`` and holds ``$insert_id`` among the
    flat members before any nested value. One msgspec decode into a small struct checks the whole
-   line and reads those values; the line's own bytes then show they stand exactly there, and the
-   record is the line with the three members cut out: no property is parsed or re-encoded, so
-   names keep their spelling too. A few ``bytes.find`` calls send what the struct cannot tell
-   apart to the next road: a reserved or top-level name that occurs again, or one that may be
-   spelled with an escape (the struct keeps a repeated member's last value; the cut would keep the
-   others).
+   line and, through its hook, counts the members cut out (``event``, ``time``, ``distinct_id``,
+   ``$insert_id``) however their names are spelled; one regular expression shows the line starts
+   as Mixpanel writes it, and the record is the line with the three members cut out: no property
+   is parsed or re-encoded, so names keep their spelling too. A line where any of those members
+   occurs more than once (a name sent twice, a second ``"properties"``) takes the next road.
 2. **Members** (any other order or spacing, and those lines): msgspec reads the properties as
    ``dict[str, Raw]``: each value's bytes are sliced out, never built into Python objects;
    property names are written back as compact UTF-8 JSON strings, each once (its last value).
@@ -51,38 +50,63 @@ from airflow_provider_mixpanel.records import (
     utc_time_texts,
 )
 
-# A value that never matches a line's bytes: a member absent from the line fails the splice check.
-_ABSENT = msgspec.Raw(b"")
-_NULL = msgspec.Raw(b"null")
+
+class _Seen:
+    """A member the splice road counts: its decoder's hook notes each occurrence of the name,
+    however it is spelled, and the value (only ``time``'s is used; the others are cut from the
+    line's own bytes)."""
+
+
+_SEEN = _Seen()
+# event, time, distinct_id and $insert_id, once each: any other count sends the line elsewhere.
+_MEMBERS_CUT = 4
 
 
 class _SpliceProperties(msgspec.Struct, gc=False):
     """The members of ``properties`` the splice road needs; the others are skipped unbuilt."""
 
-    time: int = -1
-    distinct_id: msgspec.Raw = _ABSENT
-    insert_id: msgspec.Raw = msgspec.field(name="$insert_id", default=_ABSENT)
+    time: _Seen | None = None
+    distinct_id: _Seen | None = None
+    insert_id: _Seen | None = msgspec.field(name="$insert_id", default=None)
 
 
 class _SpliceLine(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """An export line as the splice road reads it: any other top-level member sends it elsewhere,
     since the spliced record would carry it along."""
 
-    event: msgspec.Raw = _ABSENT
+    event: _Seen | None = None
     properties: _SpliceProperties = msgspec.field(default_factory=_SpliceProperties)
 
 
-_splice_decoder = msgspec.json.Decoder(_SpliceLine)
+def _splice_decoder() -> tuple[msgspec.json.Decoder[_SpliceLine], list[Any]]:
+    """A decoder of :class:`_SpliceLine` and the list where it notes each counted member's value
+    (one per normalizer: the list is its state)."""
+    seen: list[Any] = []
+    note = seen.append
+
+    def hook(_: type, value: Any) -> _Seen:
+        note(value)
+        return _SEEN
+
+    return msgspec.json.Decoder(_SpliceLine, dec_hook=hook), seen
+
+
+_STRING = rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
+# The start of a line as Mixpanel writes it: the event's name, then the properties' "time" and
+# "distinct_id" (a string, or a whole number), compact.
+_HEAD = re.compile(
+    rb'\{"event":(' + _STRING + rb'),"properties":\{"time":\d++,"distinct_id":(' + _STRING + rb"|-?\d++),",
+    re.DOTALL,
+)
+_STRING_VALUE = re.compile(_STRING, re.DOTALL)
+_INSERT_ID = b',"$insert_id":'
 _top = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _properties = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _value = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 _EMPTY = msgspec.Raw(b'""')
-_COMMA, _CLOSING_BRACE = b",}"
+_COMMA, _CLOSING_BRACE, _QUOTE = b',}"'
 _END = b"}}"
-# A \u escape of a character of "$insert_id", "distinct_id", "time", "event" or "properties": a
-# name spelled with one might be one of them.
-_NAME_ESCAPE = re.compile(rb"\\u00(?:24|5[fF]|6[3459dDeEfF]|7[02346])")
 # msgspec raises UnicodeDecodeError, not DecodeError, for a string that is not UTF-8.
 _UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError)
 
@@ -102,62 +126,47 @@ def event_line_normalizer(
     members = _members_normalizer(event_time_text)
     # A busy project sends many events per second: their text is read from recent_times.
     recent_times, time_text_of = utc_time_texts(time_in_ms=time_in_ms)
+    decoder, seen = _splice_decoder()
+    decode, forget = decoder.decode, seen.clear
 
     def normalize(line: bytes) -> bytes:
         if not line.isascii():
             require_utf8(line)  # msgspec skips the values it does not build unchecked
+        forget()
         try:
-            parsed = _splice_decoder.decode(line)
+            parsed = decode(line)
         except _UNREADABLE:  # malformed, or a member of another type: the general road decides
             return members(line)
+        # Each member cut out must occur once, however spelled (a name sent twice means its last
+        # occurrence; a second "properties" would be copied along), in the last "properties".
         properties = parsed.properties
-        moment = properties.time
-        distinct_id = properties.distinct_id
-        insert_id = properties.insert_id
-        # b"".join takes Raw values as they are; %-formatting would convert each one (slower).
-        head = b"".join(
-            (
-                b'{"event":',
-                parsed.event,
-                b',"properties":{"time":',
-                b"%d" % moment,
-                b',"distinct_id":',
-                distinct_id,
-                b",",
-            )
-        )
+        if len(seen) != _MEMBERS_CUT or properties.insert_id is None or properties.distinct_id is None:
+            return members(line)
+        head = _HEAD.match(line)
         # The line must end with the properties' brace and its own: nothing (not even whitespace)
         # is copied from after them.
-        if not line.startswith(head) or insert_id == _NULL or not line.endswith(_END):
+        if head is None or not line.endswith(_END):
             return members(line)
+        # Counted in the line's order: event, then "time" (a whole number, as the head shows).
+        moment = seen[1]
         # "$insert_id" follows at once, or among the flat members that follow (Mixpanel sorts
         # them: it comes after "$browser", "$city"...); a bracket before it could mean it sits
         # inside a nested value: the general road then.
-        start = len(head)
-        member = b',"$insert_id":' + insert_id  # with its comma, as the head ends in one
-        found = line.find(member, start - 1)
+        start = head.end()
+        found = line.find(_INSERT_ID, start - 1)
         if found < 0:
             return members(line)
         kept = line[start:found]
         if b"{" in kept or b"[" in kept:
             return members(line)
-        end = found + len(member)
-        follower = line[end]  # the value must end there: 12 must not pass for the start of 123
-        if follower != _COMMA and follower != _CLOSING_BRACE:
+        value = found + len(_INSERT_ID)
+        if line[value] != _QUOTE:  # not a string (null, a number): the general road
             return members(line)
-        # The struct keeps the last of a name sent twice, and a second "event" or "properties"
-        # after the properties would be copied: a line naming any of these again, or spelling
-        # such a name with an escape, is read member by member. A property value holding the
-        # text "time" (quotes included) costs that slower road too, never a wrong record.
-        if (
-            line.find(b'"$insert_id"', start - 1) != found + 1
-            or line.find(b'"$insert_id"', end) >= 0
-            or line.find(b'"time"', start) >= 0
-            or line.find(b'"distinct_id"', start) >= 0
-            or line.find(b'"event"', start) >= 0
-            or line.find(b'"properties"', start) >= 0
-            or (b"\\u00" in line and _NAME_ESCAPE.search(line) is not None)
-        ):
+        end = _STRING_VALUE.match(line, value).end()  # type: ignore[union-attr]
+        insert_id = line[value:end]
+        event, distinct_id = head.groups()
+        follower = line[end]
+        if follower != _COMMA and follower != _CLOSING_BRACE:
             return members(line)
         if not kept and follower == _COMMA:
             end += 1
@@ -167,7 +176,7 @@ def event_line_normalizer(
         return b"".join(
             (
                 b'{"event_name":',
-                parsed.event,
+                event,
                 b',"event_time":"',
                 text,
                 b'","distinct_id":',

@@ -25,6 +25,6 @@ def _no_sockets(monkeypatch):
 
 # `make fuzz` selects the "fuzz" profile: the differential fuzz tests (tests/unit/test_roads_fuzz.py)
 # run this many examples instead of a few hundred.
-FUZZ_EXAMPLES = 20_000
+FUZZ_EXAMPLES = 10_000
 settings.register_profile("fuzz", max_examples=FUZZ_EXAMPLES, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
