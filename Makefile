@@ -35,7 +35,7 @@ unit: install
 test: lint unit
 
 # The differential fuzz of the line roads (tests/unit/test_roads_fuzz.py) with the "fuzz" hypothesis
-# profile: 10,000 examples per test instead of the 200 of `make test` (about half an hour on two busy cores).
+# profile: 10,000 examples per test instead of the 150 of `make test` (about half an hour on two busy cores).
 fuzz: install
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -p no:logging -q --timeout=0 --hypothesis-show-statistics tests/unit/test_roads_fuzz.py
 
