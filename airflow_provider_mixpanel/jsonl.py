@@ -221,6 +221,8 @@ def all_objects(lines: list[bytes]) -> bool:
     try:
         for line in lines:
             decode(line)
+            if not line.isascii():  # msgspec checks the UTF-8 of the names only, as in check_object
+                line.decode("utf-8")
     except (msgspec.DecodeError, UnicodeDecodeError):
         return False
     return True

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from airflow_provider_mixpanel.dates import date_range
 from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelMalformedRecordError
 from airflow_provider_mixpanel.event_lines import event_line_normalizer
-from airflow_provider_mixpanel.jsonl import all_objects, check_object, convert_lines, loads_object
+from airflow_provider_mixpanel.jsonl import all_objects, check_object, convert_lines, loads_object, preview
 from airflow_provider_mixpanel.profile_lines import profile_line, raw_profile_line
 from airflow_provider_mixpanel.records import normalize_event, normalize_profile
 
@@ -120,6 +120,7 @@ class RawEventChunks(RecordStream):
                 try:
                     check_object(line)
                 except MixpanelMalformedRecordError as err:
+                    err.locate(self.records + self.skipped_malformed + 1, preview(line))
                     if not skip_malformed:
                         if good:
                             yield b"".join(good)

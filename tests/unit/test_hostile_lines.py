@@ -9,9 +9,9 @@ import pytest
 
 from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
 from airflow_provider_mixpanel.event_lines import event_line_normalizer
-from airflow_provider_mixpanel.jsonl import lenient_members, split_lines
+from airflow_provider_mixpanel.jsonl import lenient_members, split_line_batches, split_lines
 from airflow_provider_mixpanel.records import normalize_event, normalize_profile
-from airflow_provider_mixpanel.streams import RecordStream, event_converter
+from airflow_provider_mixpanel.streams import RawEventChunks, RecordStream, event_converter
 from tests.unit.roads import (
     MALFORMED,
     event_roads,
@@ -167,3 +167,12 @@ def test_every_profile_road_gives_the_reference_answer(result):
     for road, outcome in profile_roads().items():
         assert outcome(result) == expected, f"the {road} road disagrees with the reference"
     assert expected != MALFORMED or b"$properties" in result
+
+
+def test_the_batch_raw_road_refuses_what_the_raw_check_refuses():
+    lines = [HEAD + b'"$insert_id":"i"}}', HEAD + b'"$insert_id":"j","a":"\xff"}}']
+    chunks = RawEventChunks(split_line_batches([b"\n".join(lines)]), skip_malformed=True)
+    assert b"".join(chunks) == lines[0] + b"\n"
+    assert (chunks.records, chunks.skipped_malformed) == (1, 1)
+    with pytest.raises(MixpanelMalformedRecordError, match=r"^Line 2: "):
+        b"".join(RawEventChunks(split_line_batches([b"\n".join(lines)])))

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from airflow_provider_mixpanel.engage import read_engage_page
 from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
-from airflow_provider_mixpanel.jsonl import escape_controls, lenient_members, split_lines
+from airflow_provider_mixpanel.jsonl import escape_controls, lenient_members, split_line_batches, split_lines
 from airflow_provider_mixpanel.records import EVENT_RESERVED_PROPERTIES
-from airflow_provider_mixpanel.streams import RecordStream, event_converter
+from airflow_provider_mixpanel.streams import RawEventChunks, RecordStream, event_converter
 from tests.unit.roads import (
     MALFORMED,
     event_roads,
@@ -176,6 +176,11 @@ def test_fuzz_every_event_road_agrees_with_the_reference(body_and_lines, time_in
             stream = RecordStream(split_lines([body]), convert, skip_malformed=True)
             assert len(list(stream)) == stream.records == sum(v != MALFORMED for v in verdicts)
             assert stream.skipped_malformed == verdicts.count(MALFORMED)
+            if raw and encode:  # the raw road a batch at a time (mixpanel-stream --raw)
+                chunks = RawEventChunks(split_line_batches([body]), skip_malformed=True)
+                good = [line + b"\n" for line, verdict in zip(lines, verdicts, strict=True) if verdict != MALFORMED]
+                assert b"".join(chunks) == b"".join(good)
+                assert (chunks.records, chunks.skipped_malformed) == (len(good), verdicts.count(MALFORMED))
             if MALFORMED in verdicts:
                 try:
                     list(RecordStream(split_lines([body]), convert))
