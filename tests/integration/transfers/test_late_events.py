@@ -4,6 +4,7 @@ a manual clock), moto's S3 server and fake-gcs-server."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 from datetime import UTC, date, datetime, timedelta
 
@@ -227,9 +228,10 @@ def test_profiles_get_a_manifest_without_a_window(mixpanel, destination):
 @pytest.fixture
 def unpaced(monkeypatch):
     """No per-second pacing in the client: 24 one-hour windows start at once instead of over 8 s."""
-    from airflow_provider_mixpanel import client
+    from airflow_provider_mixpanel.pacing import QUOTAS, Quota
 
-    monkeypatch.setattr(client, "EXPORT_LIMITS", ApiLimits(requests_per_second=None, concurrent=100))
+    unlimited = dataclasses.replace(QUOTAS[Quota.EXPORT], limits=ApiLimits(requests_per_second=None, concurrent=100))
+    monkeypatch.setitem(QUOTAS, Quota.EXPORT, unlimited)
 
 
 @pytest.mark.parametrize("hours", [24, 6, 1])
