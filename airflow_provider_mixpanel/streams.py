@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
 from airflow_provider_mixpanel.event_lines import event_line_normalizer
-from airflow_provider_mixpanel.jsonl import all_objects, check_object, convert_lines, loads_object
+from airflow_provider_mixpanel.jsonl import all_objects, check_object, convert_lines, loads_object, preview
 from airflow_provider_mixpanel.records import normalize_event
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ class RawEventChunks(RecordStream):
                 try:
                     check_object(line)
                 except MixpanelMalformedRecordError as err:
+                    err.locate(self.records + self.skipped_malformed + 1, preview(line))
                     if not skip_malformed:
                         if good:
                             yield b"".join(good)
