@@ -16,7 +16,9 @@ window is done (or failed). A lease is taken over, with a write conditional on t
 - when it expired: not renewed for :data:`LEASE_SECONDS`, so its holder is dead (``kill -9``, a
   lost node); the new writer then aborts what the dead one left and rewrites the window;
 - when its holder is this very task attempt (same DAG run, task, map index and try), started again
-  in a new process (a worker lost and the same try handed out again).
+  in a new process (a worker lost and the same try handed out again);
+- when its holder is an earlier try of this task instance: Airflow starts a later try only once it
+  has failed the earlier one, so a retry after a worker died goes on at once.
 
 A holder that cannot renew in time stops committing (:meth:`Leases.check`, before every part) a
 margin (:data:`SAFETY_SECONDS`) before its lease expires, so a task that takes over an expired
@@ -119,6 +121,20 @@ class Writer:
             return False
         key = (self.dag_id, self.task_id, self.run_id, self.map_index, self.try_number)
         return key == (other.dag_id, other.task_id, other.run_id, other.map_index, other.try_number)
+
+    def earlier_try_of(self, other: Writer) -> bool:
+        """Whether this is an earlier try of ``other``'s task instance (one DAG run, task, map index).
+
+        Airflow starts a later try only once it has failed this one (its worker died, its
+        heartbeats stopped, or it raised), so this one is dead, or a zombie that loses the lease at
+        its next renewal and whose parts and manifest are refused by the store's conditional writes.
+        """
+        if self.run_id is None or self.try_number is None or other.try_number is None:
+            return False
+        instance = (self.dag_id, self.task_id, self.run_id, self.map_index)
+        return instance == (other.dag_id, other.task_id, other.run_id, other.map_index) and (
+            self.try_number < other.try_number
+        )
 
     def __str__(self) -> str:
         task = ".".join(p for p in (self.dag_id, self.task_id) if p) or "a task outside Airflow"
@@ -269,6 +285,10 @@ class Leases:
             expires = datetime.fromisoformat(record["expires_at"]).timestamp()
             if holder.same_attempt(self.writer):
                 log.warning("Taking over %s from this same task attempt, started again: %s.", uri, holder)
+            elif holder.earlier_try_of(self.writer):
+                # Without this a retry after a worker died would be refused until the lease expired,
+                # and with a short retry_delay spend every retry on that.
+                log.warning("Taking over %s from an earlier try of this task, which Airflow failed: %s.", uri, holder)
             elif expires > self.clock():
                 raise WindowLockedError(uri, holder, record["expires_at"])
             else:

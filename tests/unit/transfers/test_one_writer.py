@@ -102,21 +102,41 @@ def _die_holding(store: InMemoryObjectStore, clock: Clock, dead: Writer) -> None
     store.open("ev/2024-03-01/part-00001.jsonl", "application/x-ndjson", if_absent=True).write(b"half")
 
 
-def test_a_dead_holders_window_is_refused_until_its_lease_expires_then_taken_over_and_cleaned(store, caplog):
+def test_a_dead_holders_window_is_refused_to_other_runs_until_its_lease_expires_then_taken_over_and_cleaned(
+    store, caplog
+):
     clock = Clock()
     dead = writer("scheduled__2024-03-02", try_number=1)
     _die_holding(store, clock, dead)
-    retry = writer("scheduled__2024-03-02", try_number=2, pid=200)
+    other_run = writer("backfill__2024-03-02", try_number=1, pid=200)
 
     clock.advance(LEASE_SECONDS - 1)
     with pytest.raises(WindowLockedError, match=r"try 1 of mixpanel\.events"):
-        Task(store, {window(): B}, writer=retry, clock=clock).execute()
+        Task(store, {window(): B}, writer=other_run, clock=clock).execute()
 
     clock.advance(2)
-    Task(store, {window(): B}, writer=retry, clock=clock).execute()
+    Task(store, {window(): B}, writer=other_run, clock=clock).execute()
     assert "taken for dead" in caplog.text
     assert store.open_uploads == [], "the dead task's open upload must be aborted"
     assert whole(store, B), "the dead task's part must be gone"
+
+
+def test_a_later_try_of_the_same_task_takes_over_at_once_and_cleans(store, caplog):
+    """A worker killed mid-window: Airflow fails try 1 and starts try 2 within seconds (a short
+    retry_delay); try 2 must not wait for try 1's lease to expire."""
+    clock = Clock()
+    _die_holding(store, clock, writer("scheduled__2024-03-02", try_number=1))
+    Task(store, {window(): B}, writer=writer("scheduled__2024-03-02", try_number=2, pid=200), clock=clock).execute()
+    assert "from an earlier try of this task" in caplog.text
+    assert store.open_uploads == [], "the dead try's open upload must be aborted"
+    assert whole(store, B), "the dead try's part must be gone"
+
+
+def test_an_earlier_try_never_takes_a_later_tries_lease(store):
+    clock = Clock()
+    _die_holding(store, clock, writer("scheduled__2024-03-02", try_number=2))
+    with pytest.raises(WindowLockedError, match=r"try 2 of mixpanel\.events"):
+        Task(store, {window(): B}, writer=writer("scheduled__2024-03-02", try_number=1, pid=200), clock=clock).execute()
 
 
 def test_the_same_try_started_again_takes_over_its_own_lease_at_once(store, caplog):
