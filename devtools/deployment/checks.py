@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from airflow_provider_mixpanel.transfers.lease import LEASE_FILENAME
 from airflow_provider_mixpanel.transfers.manifest import MANIFEST_FILENAME
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -167,6 +168,14 @@ class Contents:
     per_object: dict[str, int] = field(default_factory=dict)
     objects: dict[str, StoredObject] = field(default_factory=dict)
     manifests: list[StoredObject] = field(default_factory=list)  # from the same listing
+    leases: list[StoredObject] = field(default_factory=list)
+
+
+def is_lease(name: str) -> bool:
+    """A window's lease (``_lease.json``, or ``_lease.<window>.json`` without manifests): one writer
+    per window's bookkeeping, neither a part nor a manifest."""
+    filename = PurePosixPath(name).name
+    return filename == LEASE_FILENAME or (filename.startswith("_lease.") and filename.endswith(".json"))
 
 
 def read_contents(
@@ -174,6 +183,9 @@ def read_contents(
 ) -> Contents:
     contents = Contents()
     for obj in bucket.objects(prefix):
+        if is_lease(obj.name):
+            contents.leases.append(obj)
+            continue
         if not is_part(obj.name):
             contents.manifests.append(obj)
             continue

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import secrets
 import signal
 import subprocess
@@ -320,6 +321,12 @@ def check_events_in_s3(world: World, must_have: set[date]) -> checks.Contents:
         detail += f"; days never written: {', '.join(map(str, missing[:10]))}"
     world.report.record(
         "each day in S3 holds exactly the test server's events, once", not wrong and not missing, detail
+    )
+    held = [obj.name for obj in contents.leases if json.loads(s3.read(obj.name)).get("state") != "released"]
+    world.report.record(
+        "every window's lease was released by the task that wrote it (one writer per window)",
+        bool(contents.leases) and not held,
+        f"{len(contents.leases)} leases" + (f"; still held: {', '.join(held[:5])}" if held else ""),
     )
     return contents
 
