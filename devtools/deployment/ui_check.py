@@ -319,7 +319,8 @@ class UiCheck:
             ("from_date" in text and "to_date" in text)
             or {day.split()[0] for day in in_rendered} >= {"from_date", "to_date"}
             or (bool(in_xcom) and "from_date" in rendered and "to_date" in rendered),
-            f"XCom: {in_xcom or 'dates not read'}; Rendered Templates: {', '.join(in_rendered) or 'none'}",
+            f"XCom: {in_xcom or 'dates not read'}; Rendered Templates: {', '.join(in_rendered) or 'none'} "
+            f"(page text at from_date: {rendered[rendered.find('from_date') :][:80]!r})",
         )
 
     def assets(self, expected: str) -> None:
