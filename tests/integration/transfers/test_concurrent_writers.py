@@ -75,11 +75,24 @@ def _operator(destination: Destination, conn_id: str):
     )
 
 
+def _let_this_thread_execute() -> None:
+    """Airflow 2.11's ExecutorSafeguard (around every ``execute``) keeps its callers in a
+    thread-local filled on the importing thread only: give this thread its own (Airflow 3 has none)."""
+    try:
+        from airflow.models.baseoperator import ExecutorSafeguard  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    sentinel = ExecutorSafeguard._sentinel
+    if not hasattr(sentinel, "callers"):
+        sentinel.callers = {}
+
+
 def _race(destination: Destination, racers: list[Racer], seed: int) -> None:
     rng = random.Random(seed)
     delays = [rng.uniform(0, MAX_START_DELAY) for _ in racers]
 
     def run(racer: Racer, delay: float) -> None:
+        _let_this_thread_execute()
         time.sleep(delay)
         operator = _operator(destination, racer.conn_id)
         try:
