@@ -26,13 +26,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
-from airflow_provider_mixpanel.jsonl import lenient_members, loads_object
+from airflow_provider_mixpanel.jsonl import check_object, lenient_members, loads_object
 from airflow_provider_mixpanel.records import deterministic_insert_id, event_time_text_cache, utc_time_texts
+
+if TYPE_CHECKING:
+    from airflow_provider_mixpanel.identity import IdentityMappings
 
 # A value that never matches a line's bytes: a member absent from the line fails the splice check.
 _ABSENT = msgspec.Raw(b"")
@@ -45,6 +48,9 @@ class _SpliceProperties(msgspec.Struct, gc=False):
     time: int = -1
     distinct_id: msgspec.Raw = _ABSENT
     insert_id: msgspec.Raw = msgspec.field(name="$insert_id", default=_ABSENT)
+    # Read for the identity mappings only (Simplified ID Merge); the record keeps them as sent.
+    device_id: msgspec.Raw = msgspec.field(name="$device_id", default=_ABSENT)
+    user_id: msgspec.Raw = msgspec.field(name="$user_id", default=_ABSENT)
 
 
 class _SpliceLine(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -68,14 +74,17 @@ _NULL_LITERALS = (b"null", b"")
 
 
 def event_line_normalizer(
-    *, time_in_ms: bool = False, project_timezone: str | tzinfo | None = None
+    *, time_in_ms: bool = False, project_timezone: str | tzinfo | None = None, identity: IdentityMappings | None = None
 ) -> Callable[[bytes], bytes]:
     """A function from one export line (bytes) to its normalized JSONL line (ending in ``\\n``).
 
+    :param identity: also hand each line that converts to it, with the values already read
+        (``$device_id``, ``$user_id``, the time text, ``$insert_id``): the identity mappings,
+        derived at the cost of a few attribute reads per line.
     :raises MixpanelMalformedRecordError: the line is not a JSON object, or its ``time`` is not a time.
     """
     event_time_text = event_time_text_cache(time_in_ms=time_in_ms, project_timezone=project_timezone)
-    general = _general_normalizer(event_time_text)
+    general = _general_normalizer(event_time_text, identity)
     if project_timezone is not None:
         return general  # wall-clock times need the zone's rules: the cached general conversion
     # A busy project sends many events per second: their text is read from recent_times.
@@ -124,6 +133,8 @@ def event_line_normalizer(
         text = recent_times.get(moment) or time_text_of(moment)
         if text is None:
             return general(line)
+        if identity is not None and properties.user_id is not _ABSENT and properties.device_id is not _ABSENT:
+            identity.add(properties.device_id, properties.user_id, text, insert_id, line)
         return b"".join(
             (
                 b'{"event_name":',
@@ -144,7 +155,9 @@ def event_line_normalizer(
     return normalize
 
 
-def _general_normalizer(event_time_text: Callable[..., str]) -> Callable[[bytes], bytes]:
+def _general_normalizer(
+    event_time_text: Callable[..., str], identity: IdentityMappings | None
+) -> Callable[[bytes], bytes]:
     """The members road (any layout msgspec reads), and the lenient road behind it."""
 
     def normalize(line: bytes) -> bytes:
@@ -157,7 +170,10 @@ def _general_normalizer(event_time_text: Callable[..., str]) -> Callable[[bytes]
                 else _properties.decode(raw_properties)
             )
         except _UNREADABLE:
-            return _normalize_leniently(line, event_time_text)
+            normalized = _normalize_leniently(line, event_time_text)
+            if identity is not None:
+                identity.observe(line)
+            return normalized
         distinct_id = properties.pop("distinct_id", _EMPTY)
         time_raw = properties.pop("time", None)
         insert_id: msgspec.Raw | str | None = properties.pop("$insert_id", None)
@@ -165,16 +181,75 @@ def _general_normalizer(event_time_text: Callable[..., str]) -> Callable[[bytes]
             insert_id = deterministic_insert_id(loads_object(line))
         event = top.get("event", _EMPTY)
         moment = _value.decode(time_raw) if time_raw is not None else 0
+        time_text = event_time_text(moment, lambda: _event_name(event))
         record = {
             "event_name": event,
-            "event_time": event_time_text(moment, lambda: _event_name(event)),
+            "event_time": time_text,
             "distinct_id": distinct_id,
             "insert_id": insert_id,
             "properties": properties,
         }
-        return _encoder.encode(record) + b"\n"
+        normalized = _encoder.encode(record) + b"\n"
+        if identity is not None:
+            device, user = properties.get("$device_id"), properties.get("$user_id")
+            if device is not None and user is not None:
+                identity.add(device, user, time_text.encode(), insert_id, line)
+        return normalized
 
     return normalize
+
+
+class _IdentityProperties(msgspec.Struct, gc=False):
+    """What a raw line holds for the identity mappings; any other property is skipped unbuilt."""
+
+    time: Any = 0  # a missing time reads as 0, as normalization reads it
+    device_id: msgspec.Raw = msgspec.field(name="$device_id", default=_ABSENT)
+    user_id: msgspec.Raw = msgspec.field(name="$user_id", default=_ABSENT)
+    insert_id: msgspec.Raw = msgspec.field(name="$insert_id", default=_ABSENT)
+
+
+class _IdentityLine(msgspec.Struct, gc=False):
+    properties: _IdentityProperties | None = None
+
+
+_identity_decoder = msgspec.json.Decoder(_IdentityLine)
+
+
+def raw_line_checker(identity: IdentityMappings | None = None) -> Callable[[bytes], bytes]:
+    """A function from one export line to itself as a JSONL line (its own bytes, ``\\n`` added),
+    checked to be a JSON object; with ``identity``, the one parse that checks it also reads the
+    values the identity mappings need.
+
+    :raises MixpanelMalformedRecordError: the line is not a JSON object (or, with ``identity``, it
+        is a mapping event whose ``time`` is not a time).
+    """
+    if identity is None:
+
+        def passthrough(line: bytes) -> bytes:
+            check_object(line)
+            return line + b"\n"
+
+        return passthrough
+
+    def passthrough_with_identity(line: bytes) -> bytes:
+        try:
+            properties = _identity_decoder.decode(line).properties
+        except _UNREADABLE:  # properties not an object, or what only the standard library reads
+            check_object(line)
+            identity.observe(line)
+            return line + b"\n"
+        if properties is not None and properties.user_id is not _ABSENT and properties.device_id is not _ABSENT:
+            insert_id = properties.insert_id
+            identity.add(
+                properties.device_id,
+                properties.user_id,
+                identity.time_bytes(properties.time, line),
+                None if insert_id is _ABSENT or insert_id == _NULL else insert_id,
+                line,
+            )
+        return line + b"\n"
+
+    return passthrough_with_identity
 
 
 def _event_name(event: msgspec.Raw) -> Any:

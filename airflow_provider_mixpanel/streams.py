@@ -7,12 +7,13 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_mixpanel.event_lines import event_line_normalizer
-from airflow_provider_mixpanel.jsonl import check_object, convert_lines, loads_object
+from airflow_provider_mixpanel.event_lines import event_line_normalizer, raw_line_checker
+from airflow_provider_mixpanel.jsonl import convert_lines, loads_object
 from airflow_provider_mixpanel.records import normalize_event
 
 if TYPE_CHECKING:
     from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
+    from airflow_provider_mixpanel.identity import IdentityMappings
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +56,19 @@ class RecordStream(Iterator[Any]):
         log.warning("Skipped malformed Mixpanel line #%d: %s", self.skipped_malformed, error)
 
 
-def event_converter(*, raw: bool, encode: bool, time_in_ms: bool, timezone: str | None) -> Callable[[bytes], Any]:
-    """What one export line becomes: parsed (raw), normalized, or either as a JSONL line."""
+def event_converter(
+    *, raw: bool, encode: bool, time_in_ms: bool, timezone: str | None, identity: IdentityMappings | None = None
+) -> Callable[[bytes], Any]:
+    """What one export line becomes: parsed (raw), normalized, or either as a JSONL line.
+
+    :param identity: JSONL lines only: also derive the identity mappings from each line converted.
+    """
+    if identity is not None and not encode:
+        raise ValueError("identity mappings are derived on the JSONL roads only (encode=True)")
     if raw and encode:
-
-        def passthrough(line: bytes) -> bytes:  # the line's own bytes, checked to be an object
-            check_object(line)
-            return line + b"\n"
-
-        return passthrough
+        return raw_line_checker(identity)  # the line's own bytes, checked to be an object
     if raw:
         return loads_object
     if encode:
-        return event_line_normalizer(time_in_ms=time_in_ms, project_timezone=timezone)
+        return event_line_normalizer(time_in_ms=time_in_ms, project_timezone=timezone, identity=identity)
     return lambda line: normalize_event(loads_object(line), time_in_ms=time_in_ms, project_timezone=timezone)

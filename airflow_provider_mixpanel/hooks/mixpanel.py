@@ -15,7 +15,10 @@ from airflow_provider_mixpanel.client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_RE
 from airflow_provider_mixpanel.connection import MixpanelConnectionSettings, settings_from_connection
 from airflow_provider_mixpanel.dates import date_range
 from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelError
+from airflow_provider_mixpanel.event_lines import raw_line_checker
 from airflow_provider_mixpanel.get_provider_info import get_provider_info
+from airflow_provider_mixpanel.identity import IdentityMapping, IdentityMappings
+from airflow_provider_mixpanel.jsonl import convert_lines
 from airflow_provider_mixpanel.profile_lines import profile_line, raw_profile_line
 from airflow_provider_mixpanel.records import normalize_profile
 from airflow_provider_mixpanel.retry import (
@@ -225,10 +228,17 @@ class MixpanelHook(BaseHook):
         time_in_ms: bool = False,
         limit: int | None = None,
         skip_malformed: bool = False,
+        identity: IdentityMappings | None = None,
     ) -> RecordStream:
         """Like :meth:`stream_events`, but yield each record as the JSONL line (bytes, ending in
         ``\\n``) that the operators and ``mixpanel-stream`` write. With ``raw=True`` the line is the
-        export line exactly as Mixpanel sent it, checked to be a JSON object."""
+        export line exactly as Mixpanel sent it, checked to be a JSON object.
+
+        :param identity: also derive the identity mappings (Simplified ID Merge) from the lines
+            streamed, with the values their conversion reads anyway: each one goes to its
+            ``on_mapping`` (see :meth:`stream_identity_mappings` and :ref:`howto/identity`). Make
+            it with the ``time_in_ms`` of this call and the connection's ``project_timezone``.
+        """
         return self._event_stream(
             _EventQuery(
                 from_date=from_date,
@@ -241,14 +251,64 @@ class MixpanelHook(BaseHook):
                 skip_malformed=skip_malformed,
             ),
             encode=True,
+            identity=identity,
         )
 
-    def _event_stream(self, query: _EventQuery, *, encode: bool) -> RecordStream:
+    def stream_identity_mappings(
+        self,
+        from_date: date | str,
+        to_date: date | str,
+        *,
+        time_in_ms: bool = False,
+        skip_malformed: bool = False,
+        encode: bool = False,
+    ) -> RecordStream:
+        """Stream the identity mappings (Simplified ID Merge) that the events of a date range
+        create: one export request, as :meth:`stream_events`, and one record per device, its
+        earliest mapping event in the range: ``{"distinct_id": "$device:<$device_id>",
+        "resolved_distinct_id": <$user_id>, "event_time": ..., "insert_id": ...}``, the columns of
+        Data Pipelines' identity mappings table plus the mapping event's time and ``$insert_id``.
+
+        Memory stays bounded: the devices already given out are remembered up to
+        :data:`~airflow_provider_mixpanel.identity.MAX_REMEMBERED_DEVICES`. A range with more
+        devices than that, or a device whose mapping events come out of time order, may give a
+        device twice; the resolution rule (earliest mapping per device) makes the repeat harmless.
+        See :ref:`howto/identity`.
+
+        :param from_date: first day, ``YYYY-MM-DD`` or a ``date``.
+        :param to_date: last day (inclusive).
+        :param time_in_ms: ask Mixpanel for millisecond timestamps.
+        :param skip_malformed: skip lines that are not JSON objects (counted in ``skipped_malformed``).
+        :param encode: yield JSONL lines (bytes) instead of dicts (``event_time`` a UTC ``datetime``).
+        """
+        first, last = date_range(from_date, to_date)
+        lines = self.client.export_lines(first, last, time_in_ms=time_in_ms)  # sent on the first next()
+        found: list[IdentityMapping] = []
+        identity = IdentityMappings(
+            found.append, time_in_ms=time_in_ms, project_timezone=self.settings.project_timezone
+        )
+
+        def mappings_found() -> Iterator[IdentityMapping]:
+            # Malformed lines are counted (and logged) by the stream handed out.
+            on_malformed = stream.skip_malformed if skip_malformed else None
+            for _ in convert_lines(lines, raw_line_checker(identity), on_malformed):
+                if found:
+                    yield from found
+                    found.clear()
+
+        stream = RecordStream(mappings_found(), IdentityMapping.jsonl if encode else IdentityMapping.record)
+        return stream
+
+    def _event_stream(
+        self, query: _EventQuery, *, encode: bool, identity: IdentityMappings | None = None
+    ) -> RecordStream:
         first, last = date_range(query.from_date, query.to_date)
         names = _event_names(query.events)
         client = self.client
         timezone = self.settings.project_timezone
-        convert = event_converter(raw=query.raw, encode=encode, time_in_ms=query.time_in_ms, timezone=timezone)
+        convert = event_converter(
+            raw=query.raw, encode=encode, time_in_ms=query.time_in_ms, timezone=timezone, identity=identity
+        )
 
         lines = client.export_lines(
             first, last, events=names, where=query.where, limit=query.limit, time_in_ms=query.time_in_ms
