@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from airflow_provider_mixpanel.testing.clock import SimClock
 from airflow_provider_mixpanel.testing.faults import FAULT_KINDS, Fault
+from airflow_provider_mixpanel.testing.identity import IdentityMerge
 from airflow_provider_mixpanel.testing.lateness import DEFAULT_SHAPE, LateArrival
 from airflow_provider_mixpanel.testing.quota import Quotas, QuotaStats
 from airflow_provider_mixpanel.testing.server import MixpanelTestServer, RecordedRequest
@@ -19,6 +20,7 @@ __all__ = [
     "DEFAULT_SHAPE",
     "FAULT_KINDS",
     "Fault",
+    "IdentityMerge",
     "LateArrival",
     "MixpanelTestServer",
     "QuotaStats",
