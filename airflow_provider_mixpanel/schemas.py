@@ -53,6 +53,15 @@ RAW_PROFILE_COLUMNS = (
     Column("$properties", JSON, "The engage result's '$properties' value, as sent."),
 )
 
+#: Data Pipelines' identity mappings table (``distinct_id``, ``resolved_distinct_id``), then the
+#: mapping event's time and id; raw or normalized events give the same records.
+IDENTITY_COLUMNS = (
+    Column("distinct_id", TEXT, "The device's distinct_id before the merge: '$device:' and its $device_id."),
+    Column("resolved_distinct_id", TEXT, "The $user_id the device is mapped to: the canonical distinct_id."),
+    Column("event_time", TIMESTAMP, "When the mapping event (the device's first with both ids) happened, in UTC."),
+    Column("insert_id", TEXT, "The mapping event's $insert_id."),
+)
+
 # BigQuery's batch loads read the JSON type from JSONL (and CSV, Avro), not from Parquet, whose JSON
 # columns load as STRING (JSON_VALUE and PARSE_JSON read them).
 _BIGQUERY_TYPES = {
@@ -62,7 +71,9 @@ _BIGQUERY_TYPES = {
 
 
 def record_columns(stream: str, *, raw: bool) -> tuple[Column, ...]:
-    """The columns of ``stream``'s records (``"events"`` or ``"profiles"``), raw or normalized."""
+    """The columns of ``stream``'s records (``"events"``, ``"profiles"`` or ``"identity"``), raw or normalized."""
+    if stream == "identity":
+        return IDENTITY_COLUMNS
     if stream == "events":
         return RAW_EVENT_COLUMNS if raw else EVENT_COLUMNS
     if stream == "profiles":

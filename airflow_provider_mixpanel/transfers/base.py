@@ -15,6 +15,7 @@ import json
 import logging
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
@@ -31,6 +32,8 @@ from airflow_provider_mixpanel.transfers.arguments import (
     check_bucket,
     check_count,
     check_flag,
+    check_identity_folders,
+    check_identity_template,
     check_lookback_days,
     check_manifest_folders,
     check_name_template,
@@ -43,10 +46,11 @@ from airflow_provider_mixpanel.transfers.arguments import (
     check_window_hours,
     task_prefix,
 )
+from airflow_provider_mixpanel.transfers.identity_parts import IdentityOutput
 from airflow_provider_mixpanel.transfers.outputs import ManifestContext, WindowOutputs
 from airflow_provider_mixpanel.transfers.parts import AirflowTaskAborted, PartFormat, WrittenPart
 from airflow_provider_mixpanel.transfers.progress import Progress
-from airflow_provider_mixpanel.transfers.runner import ExportRun
+from airflow_provider_mixpanel.transfers.runner import ExportRun, OutputResult
 from airflow_provider_mixpanel.transfers.storage import common_directory
 from airflow_provider_mixpanel.transfers.windows import (
     PROFILES,
@@ -58,10 +62,18 @@ from airflow_provider_mixpanel.transfers.windows import (
 )
 
 if TYPE_CHECKING:
+    from airflow_provider_mixpanel.identity import IdentityMappings
     from airflow_provider_mixpanel.streams import RecordStream
     from airflow_provider_mixpanel.transfers.storage import ObjectStore
 
-__all__ = ["AirflowTaskAborted", "BaseMixpanelStreamOperator", "Destination", "Manifest", "PartInfo"]
+__all__ = [
+    "AirflowTaskAborted",
+    "BaseMixpanelStreamOperator",
+    "Destination",
+    "IdentitySummary",
+    "Manifest",
+    "PartInfo",
+]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +85,19 @@ class Destination(NamedTuple):
     name_template: str
     bucket_argument: str
     name_argument: str
+    #: where the identity mappings go (``None``: not written), and the argument that said so
+    identity_template: str | None = None
+    identity_argument: str = "identity_key"
+
+
+class IdentitySummary(TypedDict):
+    """The identity mappings a run wrote (see :ref:`howto/identity`)."""
+
+    files: list[str]
+    records: int
+    bytes: int
+    deleted_stale_files: list[str]
+    manifests: list[str]
 
 
 class PartInfo(TypedDict):
@@ -106,6 +131,8 @@ class Manifest(TypedDict):
     deleted_stale_files: list[str]
     #: the ``_manifest.json`` of every window written (none with ``write_manifest=False``)
     manifests: list[str]
+    #: the identity mappings written beside the events; ``None`` when none are asked for
+    identity: IdentitySummary | None
 
 
 class _Lineage(NamedTuple):
@@ -323,24 +350,27 @@ class BaseMixpanelStreamOperator(BaseOperator):
         days = f" {windows[0].first}..{windows[-1].last}" if self.stream == "events" else ""
         what = f"Mixpanel {self.stream}{days}"
         progress = Progress(what)
-        units = plan_units(windows, destination.name_template, rotating=self.max_file_size_bytes is not None)
+        units = plan_units(
+            windows,
+            destination.name_template,
+            rotating=self.max_file_size_bytes is not None,
+            identity_template=destination.identity_template,
+        )
         if self.write_manifest:
             check_manifest_folders(
                 [unit.name_template for unit in units], destination.name_argument, where=task_prefix(self.task_id)
             )
+        if destination.identity_template is not None:
+            check_identity_folders(units, destination, manifests=self.write_manifest, where=task_prefix(self.task_id))
         run = ExportRun(
             store=store,
             open_stream=self._open_stream,
-            part_format=PartFormat(
-                self.compression,
-                self.compression_level,
-                self.max_file_size_bytes,
-                parquet_columns=record_columns(self.stream, raw=self.raw) if self.output_format == "parquet" else None,
-            ),
+            part_format=self._part_format(self.stream),
             max_stream_restarts=self.max_stream_restarts,
             progress=progress,
             outputs=WindowOutputs(store, manifest=self._manifest_context() if self.write_manifest else None),
             cancel_streams=self.hook.client.cancel,
+            identity=self._identity_output(store) if destination.identity_template is not None else None,
         )
         self._run = run
         try:
@@ -357,9 +387,12 @@ class BaseMixpanelStreamOperator(BaseOperator):
         manifests = [output.completed.manifest for output in outputs if output.completed.manifest is not None]
         self._lineage = _Lineage(store.scheme, destination.bucket, destination.name_template)
         skipped = sum(r.skipped_malformed for r in results)
-        return self._manifest(
+        manifest = self._manifest(
             windows, parts, skipped=skipped, deleted=deleted, schema_file=schema_file, manifests=manifests
         )
+        if destination.identity_template is not None:
+            manifest["identity"] = _identity_summary(outputs)
+        return manifest
 
     def on_kill(self) -> None:
         run = self._run
@@ -368,6 +401,46 @@ class BaseMixpanelStreamOperator(BaseOperator):
             run.abort("The task was killed: its uploads in flight were aborted.")
 
     # ------------------------------------------------------------ the steps of execute
+
+    def _part_format(self, stream: str) -> PartFormat:
+        """The encoding of the parts of ``stream``'s records (the identity mappings: ``"identity"``)."""
+        return PartFormat(
+            self.compression,
+            self.compression_level,
+            self.max_file_size_bytes,
+            parquet_columns=record_columns(stream, raw=self.raw) if self.output_format == "parquet" else None,
+        )
+
+    def _identity_output(self, store: ObjectStore) -> IdentityOutput:
+        """How the identity mappings are written: the events' encoding, their own manifests."""
+        context = replace(self._manifest_context(), stream="identity") if self.write_manifest else None
+        return IdentityOutput(
+            part_format=self._part_format("identity"),
+            outputs=WindowOutputs(store, manifest=context),
+            project_timezone=self.hook.settings.project_timezone,
+        )
+
+    def _check_identity_argument(self, template: Any, argument: str) -> None:
+        """What can be checked of the identity objects' name when the DAG is parsed (it is
+        templated: checked again, rendered, before any request)."""
+        if template is None:
+            return
+        prefix = task_prefix(self.task_id)
+        if self.stream != "events":
+            raise MixpanelConfigError(
+                f"{prefix}{argument} writes the identity mappings derived from events, but stream={self.stream!r}: "
+                "remove it, or export events in a task of its own."
+            )
+        if isinstance(template, str):
+            check_placeholders(
+                template,
+                argument,
+                where=prefix,
+                stream=self.stream,
+                rotating=self.max_file_size_bytes is not None,
+                max_active_windows=self.max_active_windows,
+                lookback_days=self.lookback_days,
+            )
 
     def _checked_destination(self) -> Destination:
         """The rendered destination, checked before any request."""
@@ -384,6 +457,10 @@ class BaseMixpanelStreamOperator(BaseOperator):
             max_active_windows=self.max_active_windows,
             lookback_days=self.lookback_days,
         )
+        if destination.identity_template is not None:
+            self._check_identity_argument(destination.identity_template, destination.identity_argument)
+            check_name_template(destination.identity_template, destination.identity_argument, where=prefix)
+            check_identity_template(destination, where=prefix)
         return destination
 
     def _windows(self, context: Any) -> list[Window]:
@@ -400,8 +477,9 @@ class BaseMixpanelStreamOperator(BaseOperator):
             first, last, self.window_days, window_hours=self.window_hours, lookback_days=self.lookback_days
         )
 
-    def _open_stream(self, window: Window) -> RecordStream:
-        """The JSONL lines of one window (the request is sent on the first ``next()``)."""
+    def _open_stream(self, window: Window, identity: IdentityMappings | None = None) -> RecordStream:
+        """The JSONL lines of one window (the request is sent on the first ``next()``); with
+        ``identity``, its identity mappings are derived from the same lines."""
         if window is PROFILES:
             return self.hook.stream_profiles_jsonl(
                 where=self.where or None,
@@ -421,6 +499,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
             where=window_where(self.where, window),
             raw=self.raw,
             skip_malformed=self.skip_malformed,
+            identity=identity,
         )
 
     def _checked_schema_object_name(self) -> str | None:
@@ -476,6 +555,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
             schema_file=schema_file,
             deleted_stale_files=deleted,
             manifests=manifests,
+            identity=None,
         )
 
     # ------------------------------------------------------------ lineage
@@ -498,3 +578,15 @@ class BaseMixpanelStreamOperator(BaseOperator):
         scheme, bucket, template = self._lineage
         outputs = [Dataset(namespace=f"{scheme}://{bucket}", name=common_directory(template))]
         return OperatorLineage(inputs=inputs, outputs=outputs)
+
+
+def _identity_summary(outputs: list[OutputResult]) -> IdentitySummary:
+    parts = [part for output in outputs for result in output.units for part in result.identity_parts]
+    completed = [output.identity_completed for output in outputs if output.identity_completed is not None]
+    return IdentitySummary(
+        files=[part.uri for part in parts],
+        records=sum(part.records for part in parts),
+        bytes=sum(part.bytes for part in parts),
+        deleted_stale_files=[uri for c in completed for uri in c.deleted_stale],
+        manifests=[c.manifest for c in completed if c.manifest is not None],
+    )

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 from airflow_provider_mixpanel.errors import MixpanelError, MixpanelServerError, MixpanelStreamInterruptedError
+from airflow_provider_mixpanel.transfers.identity_parts import IdentityParts
 from airflow_provider_mixpanel.transfers.parts import (
     AirflowTaskAborted,
     BackgroundPartWriter,
@@ -32,7 +33,9 @@ from airflow_provider_mixpanel.transfers.parts import (
 )
 
 if TYPE_CHECKING:
+    from airflow_provider_mixpanel.identity import IdentityMappings
     from airflow_provider_mixpanel.streams import RecordStream
+    from airflow_provider_mixpanel.transfers.identity_parts import IdentityOutput
     from airflow_provider_mixpanel.transfers.outputs import Completed, WindowOutputs
     from airflow_provider_mixpanel.transfers.progress import Progress
     from airflow_provider_mixpanel.transfers.storage import ObjectStore
@@ -48,6 +51,8 @@ class UnitResult(NamedTuple):
     skipped_malformed: int
     #: when the attempt that wrote the parts started (its export requests were sent after it)
     exported_at: datetime
+    #: the parts of its identity mappings (none without ``identity``)
+    identity_parts: list[WrittenPart] = []
 
 
 class OutputResult(NamedTuple):
@@ -55,6 +60,8 @@ class OutputResult(NamedTuple):
 
     units: list[UnitResult]
     completed: Completed
+    #: what finishing the identity mappings' objects did (``None`` without ``identity``)
+    identity_completed: Completed | None = None
 
 
 class ExportRun:
@@ -68,19 +75,23 @@ class ExportRun:
     :param outputs: prepares and finishes each output's objects (manifest, stale parts, leftovers).
     :param cancel_streams: stops every Mixpanel stream of the run at once, from any thread (reads
         blocked in a socket and requests waiting for their turn alike); called by :meth:`abort`.
+    :param identity: also write each unit's identity mappings, derived from its lines, into the
+        objects of its ``identity_template`` (``None``: none are written).
     """
 
     def __init__(
         self,
         *,
         store: ObjectStore,
-        open_stream: Callable[[Window], RecordStream],
+        open_stream: Callable[[Window, IdentityMappings | None], RecordStream],
         part_format: PartFormat,
         max_stream_restarts: int,
         progress: Progress,
         outputs: WindowOutputs,
         cancel_streams: Callable[[], None] | None = None,
+        identity: IdentityOutput | None = None,
     ):
+        self.identity = identity
         self.store = store
         self.open_stream = open_stream
         self.part_format = part_format
@@ -111,17 +122,30 @@ class ExportRun:
         if self.cancel_streams is not None:
             self.cancel_streams()
 
-    def _start_writer(self, template: str, first_part: int) -> BackgroundPartWriter:
+    def _start_writer(
+        self, template: str, first_part: int, part_format: PartFormat | None = None
+    ) -> BackgroundPartWriter:
         with self._lock:
             if self._abort_reason is not None:
                 raise AirflowTaskAborted(self._abort_reason)
             writer = BackgroundPartWriter(
                 PartWriter(
-                    self.store, template, first_part=first_part, part_format=self.part_format, progress=self.progress
+                    self.store,
+                    template,
+                    first_part=first_part,
+                    part_format=part_format or self.part_format,
+                    progress=self.progress,  # bytes written count the identity parts too
                 )
             )
             self._writers.add(writer)
         return writer
+
+    def _start_identity(self, unit: Unit, first_part: int) -> IdentityParts | None:
+        """The writer of the unit's identity mappings, when it has any to write."""
+        if self.identity is None or unit.identity_template is None:
+            return None
+        writer = self._start_writer(unit.identity_template, first_part, self.identity.part_format)
+        return IdentityParts(writer, project_timezone=self.identity.project_timezone)
 
     def _forget(self, writer: BackgroundPartWriter) -> None:
         with self._lock:
@@ -140,18 +164,28 @@ class ExportRun:
     def write_output(self, units: list[Unit]) -> OutputResult:
         """Prepare the output's objects, write its units (continuing its part numbers), finish it."""
         template = units[0].name_template
+        identity_template = units[0].identity_template if self.identity is not None else None
         self._refuse_if_aborted()
         self.outputs.begin(template)
+        if identity_template is not None:
+            assert self.identity is not None
+            self.identity.outputs.begin(identity_template)
         results: list[UnitResult] = []
-        next_part = 0
+        next_part = next_identity_part = 0
         for unit in units:
-            results.append(self.write_unit(unit, first_part=next_part))
+            results.append(self.write_unit(unit, first_part=next_part, first_identity_part=next_identity_part))
             next_part += len(results[-1].parts)
+            next_identity_part += len(results[-1].identity_parts)
         self._refuse_if_aborted()  # aborted meanwhile: the output is not declared complete
         windows = [window for unit in units for window in unit.windows]
         parts = [part for result in results for part in result.parts]
         exported_at = min(result.exported_at for result in results)
-        return OutputResult(results, self.outputs.end(template, windows, parts, exported_at))
+        identity_completed = None
+        if identity_template is not None:  # finished first: the events' manifest, written last, is the signal
+            assert self.identity is not None
+            identity_parts = [part for result in results for part in result.identity_parts]
+            identity_completed = self.identity.outputs.end(identity_template, windows, identity_parts, exported_at)
+        return OutputResult(results, self.outputs.end(template, windows, parts, exported_at), identity_completed)
 
     def _refuse_if_aborted(self) -> None:
         reason = self._abort_reason
@@ -200,26 +234,32 @@ class ExportRun:
             except BaseException as err:
                 future.set_exception(err)
 
-    def write_unit(self, unit: Unit, *, first_part: int) -> UnitResult:
-        """Write one unit; after a transient failure abort its upload and write it again from scratch."""
+    def write_unit(self, unit: Unit, *, first_part: int, first_identity_part: int = 0) -> UnitResult:
+        """Write one unit (and its identity mappings); after a transient failure abort its uploads
+        and write it again from scratch."""
         attempt = 0
         while True:
             writer = self._start_writer(unit.name_template, first_part)
+            identity: IdentityParts | None = None
             started = datetime.now(UTC)
             try:
+                identity = self._start_identity(unit, first_identity_part)
                 skipped = 0
                 for window in unit.windows:
                     if self._abort_reason is not None:  # aborted before its request: never send it
                         raise AirflowTaskAborted(self._abort_reason)
-                    lines = self.open_stream(window)
+                    lines = self.open_stream(window, identity.mappings if identity is not None else None)
                     try:
                         write_batches(lines, writer, self.progress)
                     finally:
                         lines.close()
                     skipped += lines.skipped_malformed
-                return UnitResult(writer.finish(), skipped, started)
+                identity_parts = identity.finish() if identity is not None else []
+                return UnitResult(writer.finish(), skipped, started, identity_parts)
             except BaseException as err:
                 writer.abort()
+                if identity is not None:
+                    identity.abort()
                 if self._abort_reason is not None:
                     raise AirflowTaskAborted(self._abort_reason) from err
                 if attempt >= self.max_stream_restarts or not self._is_transient(err):
@@ -237,6 +277,8 @@ class ExportRun:
                 )
             finally:
                 self._forget(writer)
+                if identity is not None:
+                    self._forget(identity.writer)
 
     def _is_transient(self, err: BaseException) -> bool:
         if isinstance(err, MixpanelStreamInterruptedError | MixpanelServerError):
