@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from airflow_provider_mixpanel import __version__
+from airflow_provider_mixpanel.output_file import WRITE_BUFFER_BYTES, OutputFile
 from airflow_provider_mixpanel.schemas import OUTPUT_FORMATS
 
 PROG = "mixpanel-stream"
@@ -61,7 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="jsonl (default) or parquet (zstd; needs the parquet extra and --output)",
     )
     common.add_argument(
-        "--output", "-o", metavar="FILE", help="write to FILE instead of stdout (removed again if the export fails)"
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="write to FILE instead of stdout; a regular file is replaced only once the export is complete "
+        "(a failed export leaves it as it was), a device or FIFO is written in place",
     )
     common.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs on errors")
@@ -119,11 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
     try:
         _check_output(args)
-        out = _open_output(args)
+        target = OutputFile(args.output) if _writes_file(args) else None
     except MixpanelConfigError as err:
         return _fail(err, args.debug, EXIT_USAGE)
     except OSError as err:
         return _fail(err, args.debug, EXIT_USAGE, f"--output {args.output}: {err.strerror or err}")
+    sink = target.file if target is not None else os.fdopen(os.dup(1), "wb", buffering=WRITE_BUFFER_BYTES)
+    out = _writer(args, sink)
     saved_stdout = os.dup(1)
     os.dup2(2, 1)
     records: Any = None
@@ -134,12 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.output_format == "parquet":
             out.finish()  # the footer: a Parquet file is readable only once it is complete
         out.flush()
+        if target is not None:
+            target.commit()
         done = True
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, like other Unix tools.
         _close_quietly(records)
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, out.fileno())
+        os.dup2(devnull, sink.fileno())
         return 0
     except KeyboardInterrupt:
         _close_quietly(records)
@@ -160,16 +169,15 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(err, args.debug, EXIT_ERROR, message)
         return _fail(err, args.debug, EXIT_ERROR, f"{type(err).__name__}: {err}")
     finally:
+        if target is not None and not done:
+            target.discard()  # a temporary file is removed; a file, device or FIFO that was there is left as it was
         with contextlib.suppress(BrokenPipeError):
-            out.close()
-        if not done and _writes_file(args):
-            with contextlib.suppress(OSError):
-                os.remove(args.output)  # incomplete: a reader must not take it for the export
+            sink.close()
         sys.stdout.flush()
         os.dup2(saved_stdout, 1)
         os.close(saved_stdout)
     if not args.quiet:
-        where = f" written to {args.output}" if _writes_file(args) else ""
+        where = f" written to {args.output}" if target is not None else ""
         print(f"{PROG}: {count:,} records{where}", file=sys.stderr)
     return 0
 
@@ -192,17 +200,14 @@ def _check_output(args: argparse.Namespace) -> None:
     check_parquet_compression(DEFAULT_PARQUET_COMPRESSION, None, where="--format parquet: ")
 
 
-def _open_output(args: argparse.Namespace) -> Any:
-    """Where the records go: stdout's own handle, a file, or a Parquet file."""
-    if not _writes_file(args):
-        return os.fdopen(os.dup(1), "wb", buffering=64 * 1024)
-    file = open(args.output, "wb", buffering=64 * 1024)  # noqa: SIM115 - closed by main
+def _writer(args: argparse.Namespace, sink: IO[bytes]) -> Any:
+    """What the records are written to: the sink itself (JSONL) or a Parquet encoder writing into it."""
     if args.output_format == "jsonl":
-        return file
+        return sink
     from airflow_provider_mixpanel.schemas import record_columns
     from airflow_provider_mixpanel.transfers.parquet import ParquetLines
 
-    return ParquetLines(file, record_columns(args.command, raw=args.raw))
+    return ParquetLines(sink, record_columns(args.command, raw=args.raw))
 
 
 def _resolve_connection(conn_id: str) -> Any:

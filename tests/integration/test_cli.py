@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
+import threading
 from datetime import date
 from pathlib import Path
 
@@ -119,14 +121,65 @@ def test_parquet_refuses_a_pipe_before_any_request(mixpanel, capfd, output):
     assert server.export_requests() == []
 
 
-@pytest.mark.integration
-def test_a_failed_export_leaves_no_file(mixpanel, capfd, tmp_path):
+def _failing_export(mixpanel):
+    """A server whose export breaks after 2000 of its 3000 records."""
     server = mixpanel(events_per_day=3000)
     server.add_fault("malformed", after_records=2000)
-    path = tmp_path / "events.parquet"
-    assert main(["events", "--from", DAY, "--to", DAY, "--format", "parquet", "--output", str(path)]) == 1
-    assert not path.exists(), "an incomplete Parquet file (no footer) was left behind"
+    return server
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("output_format", ["jsonl", "parquet"])
+def test_a_failed_export_to_a_new_file_leaves_no_file(mixpanel, capfd, tmp_path, output_format):
+    _failing_export(mixpanel)
+    path = tmp_path / f"events.{output_format}"
+    assert main(["events", "--from", DAY, "--to", DAY, "--format", output_format, "--output", str(path)]) == 1
     assert "Line is not valid JSON" in capfd.readouterr().err
+    assert list(tmp_path.iterdir()) == [], "an incomplete file (or its temporary file) was left behind"
+
+
+@pytest.mark.integration
+def test_a_failed_export_leaves_an_existing_file_unchanged(mixpanel, capfd, tmp_path):
+    _failing_export(mixpanel)
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"yesterday's export\n")
+    assert main(["events", "--from", DAY, "--to", DAY, "--output", str(path)]) == 1
+    assert "Line is not valid JSON" in capfd.readouterr().err
+    assert path.read_bytes() == b"yesterday's export\n", "a failed export changed the file that was there"
+    assert [p.name for p in tmp_path.iterdir()] == ["events.jsonl"], "a temporary file was left behind"
+
+
+@pytest.mark.integration
+def test_a_failed_export_into_a_fifo_leaves_the_fifo(mixpanel, capfd, tmp_path):
+    _failing_export(mixpanel)
+    fifo = tmp_path / "events.pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    assert main(["events", "--from", DAY, "--to", DAY, "--output", str(fifo)]) == 1
+    reader.join(timeout=30)
+    assert "Line is not valid JSON" in capfd.readouterr().err
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode), "the FIFO was removed or replaced by a regular file"
+    assert received and received[0].count(b"\n") <= 2000, "the reader did not get the records written in place"
+
+
+@pytest.mark.integration
+def test_a_failed_export_to_dev_null_leaves_the_device(mixpanel, capfd):
+    _failing_export(mixpanel)
+    assert main(["events", "--from", DAY, "--to", DAY, "--output", os.devnull]) == 1
+    capfd.readouterr()
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode), "/dev/null is no longer a device"
+
+
+@pytest.mark.integration
+def test_a_complete_export_replaces_an_existing_file(mixpanel, capfd, tmp_path):
+    mixpanel(events_per_day=50)
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"x" * 100_000)
+    assert main(["events", "--from", DAY, "--to", DAY, "--output", str(path), "-q"]) == 0
+    assert path.read_bytes().count(b"\n") == 50 and not path.read_bytes().startswith(b"x")
+    assert [p.name for p in tmp_path.iterdir()] == ["events.jsonl"]
 
 
 @pytest.mark.integration
