@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         f"  {PROG} events --from 2024-03-01 --to 2024-03-01 | head -n 3\n"
         f"  {PROG} events --from 2024-03-01 --to 2024-03-07 --event Purchase --raw > purchases.jsonl\n"
         f"  {PROG} profiles --where 'properties[\"plan\"] == \"pro\"' --output-property '$email' | jq .distinct_id\n"
-        f"  {PROG} events --from 2024-03-01 --to 2024-03-01 --format parquet --output events.parquet",
+        f"  {PROG} events --from 2024-03-01 --to 2024-03-01 --format parquet --output events.parquet\n"
+        f"  {PROG} identity --from 2024-03-01 --to 2024-03-31 > identity_mappings.jsonl",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -50,10 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="mixpanel_default",
         help="Airflow connection id of type mixpanel (default: mixpanel_default, e.g. AIRFLOW_CONN_MIXPANEL_DEFAULT)",
     )
-    common.add_argument(
+    selection = argparse.ArgumentParser(add_help=False)
+    selection.add_argument(
         "--raw", action="store_true", help="write records exactly as Mixpanel sent them instead of normalized"
     )
-    common.add_argument("--where", help='a Mixpanel filter expression, e.g. \'properties["plan"] == "pro"\'')
+    selection.add_argument("--where", help='a Mixpanel filter expression, e.g. \'properties["plan"] == "pro"\'')
     common.add_argument(
         "--format",
         dest="output_format",
@@ -70,11 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs on errors")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{events,profiles}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{events,profiles,identity}")
 
     events = commands.add_parser(
         "events",
-        parents=[common],
+        parents=[common, selection],
         help="raw events of a date range (Raw Event Export API)",
         description="Stream raw events of an inclusive range of days.",
     )
@@ -91,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     profiles = commands.add_parser(
         "profiles",
-        parents=[common],
+        parents=[common, selection],
         help="user or group profiles (Engage API)",
         description="Stream user profiles, or group profiles with --data-group-id.",
     )
@@ -108,6 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     profiles.add_argument("--data-group-id", metavar="KEY", help="group profiles of this group key")
     profiles.add_argument("--page-size", type=int, metavar="N", help="profiles per request (Mixpanel's default 1000)")
+
+    identity = commands.add_parser(
+        "identity",
+        parents=[common],
+        help="identity mappings (Simplified ID Merge) derived from the events of a date range",
+        description="Stream the identity mappings the events of an inclusive range of days create: one record "
+        "per device seen with a $user_id, {distinct_id: '$device:<id>', resolved_distinct_id: <user id>, "
+        "event_time, insert_id} (one export request, as for events).",
+    )
+    identity.add_argument("--from", dest="from_date", required=True, metavar="YYYY-MM-DD", help="first day")
+    identity.add_argument("--to", dest="to_date", required=True, metavar="YYYY-MM-DD", help="last day (inclusive)")
+    identity.add_argument(
+        "--skip-malformed", action="store_true", help="skip lines that are not JSON objects instead of failing"
+    )
     return parser
 
 
@@ -207,7 +223,7 @@ def _writer(args: argparse.Namespace, sink: IO[bytes]) -> Any:
     from airflow_provider_mixpanel.schemas import record_columns
     from airflow_provider_mixpanel.transfers.parquet import ParquetLines
 
-    return ParquetLines(sink, record_columns(args.command, raw=args.raw))
+    return ParquetLines(sink, record_columns(args.command, raw=getattr(args, "raw", False)))
 
 
 def _resolve_connection(conn_id: str) -> Any:
@@ -229,6 +245,10 @@ def _open_stream(args: argparse.Namespace) -> Any:
     from airflow_provider_mixpanel.hooks.mixpanel import MixpanelHook
 
     hook = MixpanelHook.from_connection(_resolve_connection(args.conn_id))
+    if args.command == "identity":
+        return hook.stream_identity_mappings(
+            args.from_date, args.to_date, skip_malformed=args.skip_malformed, encode=True
+        )
     if args.command == "events":
         return hook.stream_events_jsonl(
             from_date=args.from_date,

@@ -139,6 +139,7 @@ class _Lineage(NamedTuple):
     scheme: str
     bucket: str
     name_template: str
+    identity_template: str | None = None
 
 
 class BaseMixpanelStreamOperator(BaseOperator):
@@ -344,12 +345,6 @@ class BaseMixpanelStreamOperator(BaseOperator):
         destination = self._checked_destination()
         schema_name = self._checked_schema_object_name()
         windows = self._windows(context)
-        self.hook.client  # noqa: B018 - reads and checks the connection once, before any request or thread
-        self._check_hours_fit_the_project_days()
-        store = self._object_store(destination.bucket)
-        days = f" {windows[0].first}..{windows[-1].last}" if self.stream == "events" else ""
-        what = f"Mixpanel {self.stream}{days}"
-        progress = Progress(what)
         units = plan_units(
             windows,
             destination.name_template,
@@ -362,6 +357,12 @@ class BaseMixpanelStreamOperator(BaseOperator):
             )
         if destination.identity_template is not None:
             check_identity_folders(units, destination, manifests=self.write_manifest, where=task_prefix(self.task_id))
+        self.hook.client  # noqa: B018 - reads and checks the connection once, before any request or thread
+        self._check_hours_fit_the_project_days()
+        store = self._object_store(destination.bucket)
+        days = f" {windows[0].first}..{windows[-1].last}" if self.stream == "events" else ""
+        what = f"Mixpanel {self.stream}{days}"
+        progress = Progress(what)
         run = ExportRun(
             store=store,
             open_stream=self._open_stream,
@@ -385,7 +386,9 @@ class BaseMixpanelStreamOperator(BaseOperator):
         schema_file = self._write_schema_object(store, schema_name) if schema_name is not None else None
         deleted = [uri for output in outputs for uri in output.completed.deleted_stale]
         manifests = [output.completed.manifest for output in outputs if output.completed.manifest is not None]
-        self._lineage = _Lineage(store.scheme, destination.bucket, destination.name_template)
+        self._lineage = _Lineage(
+            store.scheme, destination.bucket, destination.name_template, destination.identity_template
+        )
         skipped = sum(r.skipped_malformed for r in results)
         manifest = self._manifest(
             windows, parts, skipped=skipped, deleted=deleted, schema_file=schema_file, manifests=manifests
@@ -575,8 +578,12 @@ class BaseMixpanelStreamOperator(BaseOperator):
         namespace = source.split("/api/", 1)[0]
         inputs = [Dataset(namespace=namespace, name=f"project/{self.hook.settings.project_id}/{self.stream}")]
         # Several objects: their common "directory", as the official transfer operators name it.
-        scheme, bucket, template = self._lineage
-        outputs = [Dataset(namespace=f"{scheme}://{bucket}", name=common_directory(template))]
+        scheme, bucket, template, identity = self._lineage
+        outputs = [
+            Dataset(namespace=f"{scheme}://{bucket}", name=common_directory(name))
+            for name in (template, identity)
+            if name is not None
+        ]
         return OperatorLineage(inputs=inputs, outputs=outputs)
 
 

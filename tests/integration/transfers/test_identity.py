@@ -158,3 +158,38 @@ def test_thirty_daily_runs_with_lookback_count_the_servers_users_exactly(mixpane
         for line in gzip.decompress(data).splitlines()
     )
     assert stale > 0
+
+
+# ------------------------------------------------------------------ the hook and the command
+
+
+def test_hook_gives_each_device_once_at_its_earliest_mapping_in_the_range(mixpanel):
+    clock = SimClock.manual(midnight(START + timedelta(days=20)))
+    server = mixpanel(events_per_day=400, identity=IdentityMerge(start=START), clock=clock)
+    first, last = START, START + timedelta(days=19)
+    mappings = list(MixpanelHook().stream_identity_mappings(first, last))
+    assert len(server.export_requests()) == 1, "one export request for the range"
+    devices = [m["distinct_id"] for m in mappings]
+    assert len(devices) == len(set(devices)), "one record per device"
+    # The earliest event of each device that carries a $user_id, read from the events themselves.
+    earliest: dict[str, tuple] = {}
+    for record in MixpanelHook().stream_events(from_date=first, to_date=last):
+        user = record["properties"].get("$user_id")
+        if user is not None:
+            device = "$device:" + record["properties"]["$device_id"]
+            earliest.setdefault(device, (device, user, record["event_time"], record["insert_id"]))
+    assert sorted(tuple(m.values()) for m in mappings) == sorted(earliest.values())
+
+
+def test_identity_command_writes_the_hooks_mappings_as_jsonl(mixpanel, capfd):
+    from airflow_provider_mixpanel.cli import main
+
+    clock = SimClock.manual(midnight(START + timedelta(days=10)))
+    mixpanel(events_per_day=300, identity=IdentityMerge(start=START), clock=clock)
+    first, last = str(START), str(START + timedelta(days=9))
+    assert main(["identity", "--from", first, "--to", last]) == 0
+    out, err = capfd.readouterr()
+    expected = b"".join(MixpanelHook().stream_identity_mappings(first, last, encode=True))
+    assert out.encode() == expected and expected
+    records = len(expected.splitlines())
+    assert err.strip() == f"mixpanel-stream: {records} records"
