@@ -156,7 +156,7 @@ def event_line_normalizer(
 
 
 def _general_normalizer(
-    event_time_text: Callable[..., str], identity: IdentityMappings | None
+    event_time_text: Callable[..., str], identity: IdentityMappings | None = None
 ) -> Callable[[bytes], bytes]:
     """The members road (any layout msgspec reads), and the lenient road behind it."""
 
