@@ -19,7 +19,8 @@ def build_server(argv: list[str] | None = None) -> MixpanelTestServer:
     """The (not yet started) server the command line describes."""
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_mixpanel.testing",
-        description="A local Mixpanel-compatible server (export + engage) on 127.0.0.1, for tests and demos.",
+        description="A local Mixpanel-compatible server (export, engage, cohorts, funnels, annotations, Lexicon) "
+        "on 127.0.0.1, for tests and demos.",
     )
     parser.add_argument("--port", type=int, default=8765, help="port to listen on (0 picks a free one)")
     parser.add_argument("--username", default="test-user", help="service-account username it accepts")
@@ -33,6 +34,12 @@ def build_server(argv: list[str] | None = None) -> MixpanelTestServer:
     )
     parser.add_argument("--no-echo-page-size", action="store_true", help="do not report page_size on engage page 0")
     parser.add_argument("--profile-properties", type=int, default=0, help="extra properties on every profile")
+    metadata = parser.add_argument_group("cohorts, funnels, annotations and the Lexicon")
+    metadata.add_argument("--cohorts", type=int, default=4, help="saved cohorts (ids from 1000)")
+    metadata.add_argument("--cohort-size", type=int, default=100, help="members of each cohort (profiles)")
+    metadata.add_argument("--funnels", type=int, default=3, help="saved funnels (ids from 7500)")
+    metadata.add_argument("--annotations-per-day", type=int, default=1, help="annotations on three days in four")
+    metadata.add_argument("--lexicon-events", type=int, default=0, help="extra Lexicon event schemas")
     parser.add_argument("--ascii-escape", action="store_true", help="write non-ASCII as \\uXXXX escapes")
     parser.add_argument("--no-gzip", action="store_true", help="never gzip export bodies")
     parser.add_argument("--export-file", help="serve this JSONL file for every export request")
@@ -44,8 +51,11 @@ def build_server(argv: list[str] | None = None) -> MixpanelTestServer:
     quota.add_argument("--export-per-hour", type=int, default=60, help="export queries per rolling hour")
     quota.add_argument("--export-per-second", type=int, default=3, help="export queries per second")
     quota.add_argument("--export-concurrent", type=int, default=100, help="export queries at once")
-    quota.add_argument("--query-per-hour", type=int, default=60, help="engage queries per rolling hour")
-    quota.add_argument("--query-concurrent", type=int, default=5, help="engage queries at once")
+    quota.add_argument(
+        "--query-per-hour", type=int, default=60, help="query API (engage, cohorts, funnels) queries per rolling hour"
+    )
+    quota.add_argument("--query-concurrent", type=int, default=5, help="query API queries at once")
+    quota.add_argument("--lexicon-per-minute", type=int, default=5, help="Lexicon schema requests per minute")
     quota.add_argument(
         "--retry-after", choices=RETRY_AFTER_CHOICES, default="hourly-only", help="which 429s carry Retry-After"
     )
@@ -65,6 +75,7 @@ def build_server(argv: list[str] | None = None) -> MixpanelTestServer:
             export_concurrent=args.export_concurrent,
             query_per_hour=args.query_per_hour,
             query_concurrent=args.query_concurrent,
+            lexicon_per_minute=args.lexicon_per_minute,
             retry_after=args.retry_after,
         )
     return MixpanelTestServer(
@@ -78,6 +89,11 @@ def build_server(argv: list[str] | None = None) -> MixpanelTestServer:
         max_page_size=args.max_page_size,
         echo_page_size=not args.no_echo_page_size,
         profile_properties=args.profile_properties,
+        cohorts=args.cohorts,
+        cohort_size=args.cohort_size,
+        funnels=args.funnels,
+        annotations_per_day=args.annotations_per_day,
+        lexicon_events=args.lexicon_events,
         ascii_escape=args.ascii_escape,
         gzip=not args.no_gzip,
         export_file=args.export_file,

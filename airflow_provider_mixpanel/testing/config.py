@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from airflow_provider_mixpanel.testing.annotations import MAX_PER_DAY
 from airflow_provider_mixpanel.testing.clock import SimClock
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ class RecordedRequest:
     user: str | None
     fault: str | None = None  # a Fault's kind, or quota:hourly / quota:per-second / quota:concurrent
     at: datetime | None = None  # the server's (simulated) time when the request arrived
+    endpoint: str | None = None  # the route's name (testing.routes), None for an unknown path
 
 
 @dataclass
@@ -48,6 +50,12 @@ class ServerConfig:
     max_page_size: int = DEFAULT_MAX_PAGE_SIZE
     echo_page_size: bool = True
     profile_properties: int = 0
+    cohorts: int = 4
+    cohort_size: int = 100
+    funnels: int = 3
+    annotations_per_day: int = 1
+    lexicon_events: int = 0
+    project_created: date = date(2023, 1, 1)
     export_file: Path | None = None
     engage_files: tuple[Path, ...] = ()
     bytes_per_second: float | None = None
@@ -62,5 +70,15 @@ class ServerConfig:
         for name in ("page_size", "max_page_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)!r}")
-        if self.profile_properties < 0:
-            raise ValueError(f"profile_properties must be >= 0, not {self.profile_properties!r}")
+        for name in (
+            "profile_properties",
+            "cohorts",
+            "cohort_size",
+            "funnels",
+            "annotations_per_day",
+            "lexicon_events",
+        ):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, not {getattr(self, name)!r}")
+        if self.annotations_per_day > MAX_PER_DAY:
+            raise ValueError(f"annotations_per_day must be at most {MAX_PER_DAY}, not {self.annotations_per_day!r}")

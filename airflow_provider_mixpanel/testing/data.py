@@ -272,3 +272,17 @@ def synthetic_profile(index: int, *, group: bool = False) -> dict:
             "tags": ["beta"] if index % 5 == 0 else [],
         },
     }
+
+
+_M64 = 0xFFFFFFFFFFFFFFFF
+
+
+def mix64(*parts: int) -> int:
+    """A deterministic 64-bit hash of some integers (splitmix64's finaliser, chained): the same
+    parts always give the same number, so synthetic metadata is never stored, only computed."""
+    state = 0x9E3779B97F4A7C15
+    for part in parts:
+        state = (state ^ (part & _M64)) * 0xBF58476D1CE4E5B9 & _M64
+        state = (state ^ (state >> 31)) * 0x94D049BB133111EB & _M64
+        state ^= state >> 29
+    return state

@@ -6,12 +6,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from airflow_provider_mixpanel.testing.routes import ENDPOINT_NAMES
+
 FAULT_KINDS = ("status", "drop", "terminated_early", "malformed", "truncated_gzip", "slow", "stall")
 #: Faults that strike in the middle of a body, after ``after_records`` records.
 MID_BODY_KINDS = ("drop", "terminated_early", "malformed", "truncated_gzip", "stall")
-#: Engage bodies are JSON, not gzip or JSONL: these make no sense there.
+#: JSON bodies (engage, cohorts, funnels, annotations, Lexicon) are not gzip or JSONL: these make
+#: no sense there.
 EXPORT_ONLY_KINDS = ("terminated_early", "truncated_gzip")
-ENDPOINTS = ("export", "engage", "any")
+ENDPOINTS = (*ENDPOINT_NAMES, "any")
 
 
 @dataclass
@@ -20,12 +23,13 @@ class Fault:
 
     :param kind: ``status`` (answer ``status`` with ``body`` and an optional ``Retry-After``),
         ``drop`` (close the socket after ``after_records`` records: export lines, or engage
-        profiles), ``terminated_early`` (send the ``terminated early`` line after
+        profiles, or any other JSON body's items), ``terminated_early`` (send the ``terminated early`` line after
         ``after_records``; export only), ``malformed`` (insert ``line`` after ``after_records``),
         ``truncated_gzip`` (end a gzip body without its end marker after ``after_records``; export
         only), ``slow`` (wait ``delay`` seconds before answering), ``stall`` (wait ``delay``
         seconds after ``after_records`` records).
-    :param endpoint: ``export``, ``engage`` or ``any``.
+    :param endpoint: ``export``, ``engage``, ``cohorts``, ``funnels_list``, ``funnels``,
+        ``annotations``, ``lexicon`` (:data:`~.routes.ENDPOINT_NAMES`) or ``any``.
     """
 
     kind: str
@@ -43,8 +47,8 @@ class Fault:
             raise ValueError(f"Unknown fault {self.kind!r}: use one of {', '.join(FAULT_KINDS)}")
         if self.endpoint not in ENDPOINTS:
             raise ValueError(f"Unknown fault endpoint {self.endpoint!r}: use one of {', '.join(ENDPOINTS)}")
-        if self.endpoint == "engage" and self.kind in EXPORT_ONLY_KINDS:
-            raise ValueError(f"A {self.kind!r} fault applies to export bodies only, not to engage")
+        if self.endpoint not in ("export", "any") and self.kind in EXPORT_ONLY_KINDS:
+            raise ValueError(f"A {self.kind!r} fault applies to export bodies only, not to {self.endpoint}")
 
 
 class DropConnection(Exception):

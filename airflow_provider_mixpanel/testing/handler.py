@@ -1,4 +1,5 @@
-"""The test server's HTTP side: routing, auth, quotas, faults, and the export and engage answers."""
+"""The test server's HTTP side: routing, auth, quotas, faults, and the export and engage answers
+(the metadata endpoints' bodies are :mod:`.answers`')."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import itertools
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from airflow_provider_mixpanel.testing.answers import ANSWERS, ApiError
 from airflow_provider_mixpanel.testing.body import CHUNK_BYTES, send_stream
 from airflow_provider_mixpanel.testing.config import RecordedRequest, ServerConfig
 from airflow_provider_mixpanel.testing.engage import (
@@ -27,11 +29,13 @@ from airflow_provider_mixpanel.testing.engage import (
     wanted_indexes,
 )
 from airflow_provider_mixpanel.testing.faults import MID_BODY_KINDS, DropConnection, Fault, with_fault
+from airflow_provider_mixpanel.testing.routes import Route, find_route
 from airflow_provider_mixpanel.testing.where import time_bounds
 
 if TYPE_CHECKING:
     from http.server import ThreadingHTTPServer
 
+    from airflow_provider_mixpanel.testing.cohorts import CohortMembers
     from airflow_provider_mixpanel.testing.data import SyntheticEvents
     from airflow_provider_mixpanel.testing.identity import Who
     from airflow_provider_mixpanel.testing.server import MixpanelTestServer
@@ -68,43 +72,68 @@ class RequestHandler(BaseHTTPRequestHandler):
             body = self.rfile.read(length)
             form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()}
         user, password = self._basic_auth()
-        endpoint = _ENDPOINTS.get(split.path)
-        record = RecordedRequest(self.command, split.path, params, form, user, at=owner.clock.now())
+        found = find_route(split.path)
+        route, path_params = found if found is not None else (None, {})
+        record = RecordedRequest(
+            self.command, split.path, params, form, user, at=owner.clock.now(), endpoint=route.name if route else None
+        )
         with owner._lock:
             owner.requests.append(record)
-        if endpoint is None:
+        if route is None:
             return self._send_json(404, {"error": f"unknown path {split.path}"})
-        denied = self._check_auth(owner.config, user, password, params)
+        if self.command not in route.methods:
+            allowed = {"Allow": ", ".join(route.methods)}
+            return self._send_error(
+                route, 405, f"{self.command} is not allowed here: use {' or '.join(route.methods)}", allowed
+            )
+        project = path_params["project_id"] if route.api == "app" else params.get("project_id")
+        denied = self._check_auth(owner.config, route, user, password, project)
         if denied is not None:
-            return self._send_json(*denied)
+            return self._send_error(route, *denied)
+        if route.api == "query" and params.get("workspace_id") and not params["workspace_id"].isdigit():
+            return self._send_error(route, 400, f"invalid workspace_id: {params['workspace_id']}")
         keeper = owner._quota_keeper()
         if keeper is not None:
-            refusal = keeper.admit(endpoint, split.path)
+            refusal = keeper.admit(route.pool, split.path)
             if refusal is not None:
                 record.fault = refusal.fault
                 headers = {"Retry-After": refusal.retry_after} if refusal.retry_after is not None else None
                 return self._send_json(429, refusal.body, headers)
         try:  # the concurrency slot is held until the response ends, or the client goes away
-            self._answer(owner, endpoint, record, {**params, **form} if endpoint == "engage" else params)
+            args = {**params, **form} if route.name in _FORM_ENDPOINTS else params
+            self._answer(owner, route, record, args, path_params)
         finally:
             if keeper is not None:
-                keeper.release(endpoint)
+                keeper.release(route.pool)
 
-    def _answer(self, owner: MixpanelTestServer, endpoint: str, record: RecordedRequest, args: dict[str, str]) -> None:
-        fault = owner._take_fault(endpoint)
+    def _answer(
+        self,
+        owner: MixpanelTestServer,
+        route: Route,
+        record: RecordedRequest,
+        args: dict[str, str],
+        path_params: dict[str, str],
+    ) -> None:
+        fault = owner._take_fault(route.name)
         record.fault = fault.kind if fault else None
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay)
         if fault is not None and fault.kind == "status":
-            return self._send_fault_status(fault)
+            return self._send_fault_status(route, fault)
         mid_body = fault if fault is not None and fault.kind in MID_BODY_KINDS else None
         try:
-            if endpoint == "export":
+            if route.name == "export":
                 self._export(owner, args, mid_body)
-            else:
+            elif route.name == "engage":
                 self._engage(owner, args, mid_body)
+            else:
+                pieces = ANSWERS[route.name](owner, args, path_params)
+                first = next(pieces, b"")  # parameters are checked before the first piece: an error is whole
+                self._send_pieces(owner, itertools.chain((first,), pieces), mid_body)
         except _BadRequest as err:
             self._send_json(400, {"error": str(err)})
+        except ApiError as err:
+            self._send_error(route, err.status, err.message)
         except DropConnection:
             self.close_connection = True
             with contextlib.suppress(OSError):
@@ -123,23 +152,25 @@ class RequestHandler(BaseHTTPRequestHandler):
         return user, password
 
     def _check_auth(
-        self, config: ServerConfig, user: str | None, password: str | None, params: dict[str, str]
-    ) -> tuple[int, dict] | None:
+        self, config: ServerConfig, route: Route, user: str | None, password: str | None, project: str | None
+    ) -> tuple[int, str] | None:
+        """``(status, message)`` of the refusal, or ``None``: the request may go on."""
         if config.expired:
-            return 400, {"error": "Unable to authenticate request"}
+            return 400, "Unable to authenticate request"
         if config.project_secret and user == config.project_secret and not password:
+            if route.api == "app":  # the app API's specs list only ServiceAccount under `security`
+                return 401, "This API does not accept a project secret: authenticate with a service account"
             return None
         if user != config.username or password != config.secret:
-            return 401, {"error": "Invalid credentials"}
-        project = params.get("project_id")
+            return 401, "Invalid credentials"
         if not project:
-            return 400, {"error": "project_id is required for service account authentication"}
+            return 400, "project_id is required for service account authentication"
         if not project.isdigit():
-            return 400, {"error": f"invalid project_id: {project}"}
+            return 400, f"invalid project_id: {project}"
         if int(project) in config.foreign_project_ids:
-            return 400, {"error": "request failed with error: invalid project id for cluster."}
+            return 400, "request failed with error: invalid project id for cluster."
         if int(project) != config.project_id:
-            return 403, {"error": "Permission denied: the service account is not a member of this project"}
+            return 403, "Permission denied: the service account is not a member of this project"
         return None
 
     # ------------------------------------------------------------ responses
@@ -154,13 +185,30 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _send_fault_status(self, fault: Fault) -> None:
+    def _send_error(self, route: Route, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        """An error in the envelope of ``route``'s API: ``{"error"}``, or the app API's ``{"error", "status"}``."""
+        payload = {"error": message, "status": "error"} if route.api == "app" else {"error": message}
+        self._send_json(status, payload, headers)
+
+    def _send_fault_status(self, route: Route, fault: Fault) -> None:
         body = fault.body if fault.body is not None else HTTPStatus(fault.status).phrase
         headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
-        payload: Any = {"error": body}
-        if fault.status == 429:
-            payload = {"request": self.path.split("?")[0], "error": body}
-        self._send_json(fault.status, payload, headers)
+        if fault.status == 429 and route.api == "query":
+            return self._send_json(fault.status, {"request": self.path.split("?")[0], "error": body}, headers)
+        self._send_error(route, fault.status, body, headers)
+
+    def _send_pieces(self, owner: MixpanelTestServer, pieces: Iterator[bytes], fault: Fault | None) -> None:
+        """A JSON body of ``pieces``: whole with ``Content-Length`` when small, else chunked."""
+        if fault is not None:
+            pieces = with_fault(pieces, fault)
+        send_stream(
+            self,
+            pieces,
+            content_type="application/json",
+            gzip=False,
+            throttle=owner.config.bytes_per_second,
+            plain_up_to=CHUNK_BYTES,
+        )
 
     def _export(self, owner: MixpanelTestServer, params: dict[str, str], fault: Fault | None) -> None:
         config = owner.config
@@ -255,9 +303,12 @@ class RequestHandler(BaseHTTPRequestHandler):
             keep=frozenset(_json_arg(args, "output_properties")) if args.get("output_properties") else None,
             echo_page_size=config.echo_page_size,
         )
-        wanted = None
+        wanted: Sequence[int] | None = None
         if args.get("distinct_ids"):
             wanted = wanted_indexes(_json_arg(args, "distinct_ids"), config.profiles, group=group)
+        if args.get("filter_by_cohort"):
+            members = _cohort_members(owner, args)
+            wanted = members if wanted is None else [index for index in wanted if index in members]
         indexes, total = page_indexes(config.profiles, wanted, request.page, request.page_size)
         profiles = profile_pieces(owner._renderer(), indexes, request)
         if fault is not None:
@@ -274,7 +325,8 @@ class RequestHandler(BaseHTTPRequestHandler):
 
 
 _JSONL = "text/plain; charset=utf-8"
-_ENDPOINTS = {"/api/2.0/export": "export", "/api/query/engage": "engage", "/api/2.0/engage": "engage"}
+# The POST endpoints whose form body carries parameters (project_id stays in the query string).
+_FORM_ENDPOINTS = ("engage", "cohorts")
 
 
 def _int_arg(args: dict[str, str], name: str, default: int) -> int:
@@ -282,6 +334,27 @@ def _int_arg(args: dict[str, str], name: str, default: int) -> int:
         return int(args[name]) if args.get(name) else default
     except ValueError:
         raise _BadRequest(f"{name} must be an integer, not {args[name]!r}") from None
+
+
+def _cohort_members(owner: MixpanelTestServer, args: dict[str, str]) -> CohortMembers:
+    """The members ``filter_by_cohort={"id": N}`` selects (``openapi/query.openapi.yaml``, ``/engage``)."""
+    if args.get("behaviors"):
+        raise _BadRequest("behaviors and filter_by_cohort are mutually exclusive")
+    include_all = args.get("include_all_users", "true").lower()
+    if include_all not in ("true", "false"):
+        raise _BadRequest(f"include_all_users must be true or false, not {args['include_all_users']!r}")
+    try:
+        selector = json.loads(args["filter_by_cohort"])
+    except ValueError:
+        selector = None
+    cohort_id = selector.get("id") if isinstance(selector, dict) else None
+    if not isinstance(cohort_id, int) or isinstance(cohort_id, bool):
+        raise _BadRequest('filter_by_cohort must be a JSON object with an integer "id", e.g. {"id": 12345}')
+    members = owner.cohort_model().members(cohort_id)
+    if members is None:
+        raise _BadRequest(f"cohort {cohort_id} does not exist in project {owner.config.project_id}")
+    # Every synthetic member has a profile, so include_all_users=true and false select the same ids.
+    return members
 
 
 def _json_arg(args: dict[str, str], name: str) -> list:

@@ -1,9 +1,13 @@
 """A Mixpanel-compatible HTTP server for offline tests, the demo and the benchmarks.
 
 Standard library only, threaded, bound to 127.0.0.1. It serves ``GET /api/2.0/export`` (JSONL,
-chunked, gzipped above 1400 bytes like Mixpanel, never built whole in memory) and
-``POST /api/query/engage`` (JSON pages with ``session_id``, streamed), checks HTTP Basic auth and
-the ``project_id``, serves synthetic data of any size or given fixture files, and injects faults::
+chunked, gzipped above 1400 bytes like Mixpanel, never built whole in memory),
+``POST /api/query/engage`` (JSON pages with ``session_id``, streamed; ``filter_by_cohort`` for a
+cohort's members), the query API's ``POST /cohorts/list``, ``GET /funnels/list`` and ``GET
+/funnels``, and the app API's ``GET /projects/{id}/annotations`` and ``GET /projects/{id}/schemas``
+(the Lexicon), each as Mixpanel's OpenAPI specs describe it (:mod:`.routes`, :mod:`.answers`). It
+checks HTTP Basic auth and the project id, serves synthetic data of any size or given fixture files,
+and injects faults::
 
     with MixpanelTestServer(events_per_day=1000) as server:
         server.add_fault("status", status=429, retry_after="1")
@@ -26,8 +30,10 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_mixpanel.testing.annotations import SyntheticAnnotations
 from airflow_provider_mixpanel.testing.body import CHUNK_BYTES, GZIP_MIN_BYTES
 from airflow_provider_mixpanel.testing.clock import SimClock
+from airflow_provider_mixpanel.testing.cohorts import SyntheticCohorts
 from airflow_provider_mixpanel.testing.config import (
     DEFAULT_MAX_PAGE_SIZE,
     DEFAULT_PAGE_SIZE,
@@ -37,10 +43,12 @@ from airflow_provider_mixpanel.testing.config import (
 from airflow_provider_mixpanel.testing.data import SyntheticEvents
 from airflow_provider_mixpanel.testing.engage import ProfileRenderer
 from airflow_provider_mixpanel.testing.faults import FAULT_KINDS, Fault
+from airflow_provider_mixpanel.testing.funnels import SyntheticFunnels, buckets
 from airflow_provider_mixpanel.testing.handler import RequestHandler
 from airflow_provider_mixpanel.testing.identity import IdentityMerge
 from airflow_provider_mixpanel.testing.lateness import LateArrival
-from airflow_provider_mixpanel.testing.quota import QuotaKeeper, Quotas, QuotaStats
+from airflow_provider_mixpanel.testing.lexicon import SyntheticLexicon
+from airflow_provider_mixpanel.testing.quota import ENGAGE_ALIAS, POOLS, QuotaKeeper, Quotas, QuotaStats
 
 __all__ = [
     "CHUNK_BYTES",
@@ -78,6 +86,13 @@ class MixpanelTestServer:
     :param echo_page_size: report the page size used on page 0, as Mixpanel does. ``False``
         simulates a server that does not.
     :param profile_properties: extra properties on every synthetic profile (e.g. 300 for heavy profiles).
+    :param cohorts: saved cohorts (ids 1000, 1001, ...): ``/cohorts/list`` and engage's ``filter_by_cohort``.
+    :param cohort_size: members of each cohort, all of them synthetic profiles (at most ``profiles``).
+    :param funnels: saved funnels (ids 7500, 7501, ...): ``/funnels/list`` and ``/funnels``.
+    :param annotations_per_day: annotations on three days in four (at most 100).
+    :param lexicon_events: Lexicon event schemas beyond the synthetic events' own five.
+    :param project_created: the project's first day: the first cohort's creation, and where an
+        annotation list without ``fromDate`` starts.
     :param export_file: serve this JSONL file's bytes, verbatim, for every export request.
     :param engage_files: serve these JSON files as engage pages 0, 1, ... verbatim.
     :param bytes_per_second: throttle each streamed response (export, engage) to about this rate.
@@ -200,12 +215,18 @@ class MixpanelTestServer:
     def engage_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith("/engage")]
 
+    def requests_to(self, endpoint: str) -> list[RecordedRequest]:
+        """The requests to one endpoint (``cohorts``, ``funnels``, ``lexicon``...: :mod:`.routes`)."""
+        return [r for r in self.requests if r.endpoint == endpoint]
+
     def quota_stats(self) -> dict[str, QuotaStats]:
-        """Per API (``export``, ``engage``): requests admitted, 429s by limit, running now, counted
-        in the last (simulated) hour. All zero when quotas are off."""
+        """Per quota pool (``export``; ``query``, also under its old name ``engage``; ``lexicon``;
+        ``app``): requests admitted, 429s by limit, running now, counted in the last (simulated)
+        hour. All zero when quotas are off."""
         keeper = self._quota_keeper()
         if keeper is None:
-            return {"export": QuotaStats(), "engage": QuotaStats()}
+            empty = {pool: QuotaStats() for pool in POOLS}
+            return {**empty, ENGAGE_ALIAS: empty["query"]}
         return keeper.stats()
 
     def reset_quotas(self) -> None:
@@ -276,6 +297,58 @@ class MixpanelTestServer:
         late = self.config.late_arrival
         lag = late.max_lag if late is not None else timedelta(milliseconds=1500)
         return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1) + lag
+
+    # ------------------------------------------------------------ what the metadata is
+    # Each returns exactly what the server sends (as parsed JSON), for tests to compare against.
+
+    def cohorts(self) -> list[dict]:
+        """The entries ``/cohorts/list`` answers."""
+        return list(self.cohort_model().records())
+
+    def cohort_member_ids(self, cohort_id: int) -> list[str]:
+        """The ``$distinct_id`` of every member engage's ``filter_by_cohort`` answers, in order."""
+        members = self.cohort_model().members(cohort_id)
+        if members is None:
+            raise KeyError(f"the project has no cohort {cohort_id}")
+        return [f"user-{index}" for index in members[:]]
+
+    def funnels(self) -> list[dict]:
+        """The entries ``/funnels/list`` answers."""
+        return list(self.funnel_model().saved())
+
+    def funnel_data(
+        self, funnel_id: int, from_date: date, to_date: date, *, unit: str | None = None, interval: int = 1
+    ) -> dict:
+        """The body ``/funnels`` answers for one funnel and range: ``{"meta": ..., "data": ...}``."""
+        plan = buckets(from_date, to_date, unit=unit, interval=interval)
+        model = self.funnel_model()
+        return {
+            "meta": {"dates": [bucket.start.isoformat() for bucket in plan]},
+            "data": {bucket.start.isoformat(): model.result(funnel_id, bucket) for bucket in plan},
+        }
+
+    def annotations(self, from_date: date, to_date: date) -> list[dict]:
+        """The ``results`` the annotations endpoint answers for ``[from_date, to_date]``."""
+        return list(self.annotation_model().between(from_date, to_date))
+
+    def lexicon_schemas(self, entity_type: str | None = None) -> list[dict]:
+        """The ``results`` of ``/schemas`` (or of ``/schemas/{entity_type}``)."""
+        return list(self.lexicon_model().entries(entity_type))
+
+    def cohort_model(self) -> SyntheticCohorts:
+        config = self.config
+        return SyntheticCohorts(
+            config.cohorts, config.cohort_size, config.profiles, config.project_id, config.project_created
+        )
+
+    def funnel_model(self) -> SyntheticFunnels:
+        return SyntheticFunnels(self.config.funnels)
+
+    def annotation_model(self) -> SyntheticAnnotations:
+        return SyntheticAnnotations(self.config.annotations_per_day)
+
+    def lexicon_model(self) -> SyntheticLexicon:
+        return SyntheticLexicon(self.config.lexicon_events)
 
     # ------------------------------------------------------------ internals
 

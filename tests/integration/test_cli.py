@@ -54,11 +54,11 @@ def test_events_lines_equal_the_hooks_records(mixpanel, capfd):
 @pytest.mark.integration
 def test_raw_profiles_with_filters(mixpanel, capfd):
     server = mixpanel(profiles=30)
-    assert main(["profiles", "--raw", "--output-property", "$email", "--cohort-id", "7", "-q"]) == 0
+    assert main(["profiles", "--raw", "--output-property", "$email", "--cohort-id", "1000", "-q"]) == 0
     out, err = capfd.readouterr()
     lines = out.splitlines()
     assert len(lines) == 30 and '"$distinct_id"' in lines[0] and err == ""
-    assert server.engage_requests()[0].form["filter_by_cohort"] == '{"id": 7}'
+    assert server.engage_requests()[0].form["filter_by_cohort"] == '{"id": 1000}'
 
 
 @pytest.mark.integration

@@ -434,7 +434,7 @@ def test_profile_filters_are_sent(make_server):
         client_for(server).query_profiles(
             where='properties["plan"]=="pro"',
             output_properties=["$email"],
-            cohort_id=42,
+            cohort_id=1000,
             include_all_users=False,
             distinct_ids=["user-1", "user-2"],
             data_group_id="company_id",
@@ -443,7 +443,7 @@ def test_profile_filters_are_sent(make_server):
     form = server.engage_requests()[0].form
     assert form["where"] == 'properties["plan"]=="pro"'
     assert json.loads(form["output_properties"]) == ["$email"]
-    assert json.loads(form["filter_by_cohort"]) == {"id": 42}
+    assert json.loads(form["filter_by_cohort"]) == {"id": 1000}
     assert form["include_all_users"] == "false"
     assert json.loads(form["distinct_ids"]) == ["user-1", "user-2"]
     assert form["data_group_id"] == "company_id"

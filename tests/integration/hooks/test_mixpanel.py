@@ -132,9 +132,9 @@ def test_profile_jsonl_lines_of_the_synthetic_profiles(server):
 
 def test_profile_filters_reach_mixpanel(server):
     hook = MixpanelHook()
-    list(hook.stream_profiles(where='properties["plan"]=="pro"', cohort_id="42", output_properties="$email"))
+    list(hook.stream_profiles(where='properties["plan"]=="pro"', cohort_id="1000", output_properties="$email"))
     form = server.engage_requests()[0].form
-    assert json.loads(form["filter_by_cohort"]) == {"id": 42}
+    assert json.loads(form["filter_by_cohort"]) == {"id": 1000}
     assert json.loads(form["output_properties"]) == ["$email"]
     assert form["where"] == 'properties["plan"]=="pro"'
 

@@ -33,3 +33,24 @@ def export_lines(server: MixpanelTestServer, **params: Any) -> list[dict]:
 def engage(server: MixpanelTestServer, **form: Any) -> requests.Response:
     url = f"{server.url}/api/query/engage"
     return requests.post(url, params={"project_id": server.config.project_id}, data=form, auth=AUTH, timeout=30)
+
+
+def query_api(
+    server: MixpanelTestServer, method: str, path: str, *, auth: Any = AUTH, **params: Any
+) -> requests.Response:
+    """A query-API request (``/api/query/<path>``) with ``project_id`` in the query string; a POST
+    sends the other parameters as its form body, as Mixpanel's spec says."""
+    url = f"{server.url}/api/query/{path}"
+    query = {"project_id": params.pop("project_id", server.config.project_id)}
+    if method == "POST":
+        return requests.post(url, params=query, data=params, auth=auth, timeout=30)
+    return requests.request(method, url, params={**query, **params}, auth=auth, timeout=30)
+
+
+def app_api(
+    server: MixpanelTestServer, path: str, *, project_id: int | None = None, auth: Any = AUTH, **params: Any
+) -> requests.Response:
+    """An app-API GET (``/api/app/projects/{id}/<path>``)."""
+    project = server.config.project_id if project_id is None else project_id
+    url = f"{server.url}/api/app/projects/{project}/{path}"
+    return requests.get(url, params=params, auth=auth, timeout=30)
