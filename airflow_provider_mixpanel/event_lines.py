@@ -231,6 +231,9 @@ def raw_line_checker(identity: IdentityMappings | None = None) -> Callable[[byte
 
         return passthrough
 
+    # Recent UTC time texts, as the splice road keeps them (wall-clock zones go through time_bytes).
+    recent_times = identity.recent_times if identity.project_timezone is None else {}
+
     def passthrough_with_identity(line: bytes) -> bytes:
         try:
             properties = _identity_decoder.decode(line).properties
@@ -239,11 +242,13 @@ def raw_line_checker(identity: IdentityMappings | None = None) -> Callable[[byte
             identity.observe(line)
             return line + b"\n"
         if properties is not None and properties.user_id is not _ABSENT and properties.device_id is not _ABSENT:
+            moment = properties.time
+            text = recent_times.get(moment) if type(moment) is int else None  # the common case, without a call
             insert_id = properties.insert_id
             identity.add(
                 properties.device_id,
                 properties.user_id,
-                identity.time_bytes(properties.time, line),
+                text or identity.time_bytes(moment, line),
                 None if insert_id is _ABSENT or insert_id == _NULL else insert_id,
                 line,
             )

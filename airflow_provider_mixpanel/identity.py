@@ -25,11 +25,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime, tzinfo
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
-from airflow_provider_mixpanel.jsonl import dumps_line, loads_object, loads_value
+from airflow_provider_mixpanel.jsonl import loads_object, loads_value
 from airflow_provider_mixpanel.records import deterministic_insert_id, event_time_text_cache, utc_time_texts
 
 __all__ = [
@@ -72,26 +72,66 @@ _MAPPING_NAMES = ("$device_id", "$user_id", "time", "$insert_id")
 _UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError)
 
 
-class IdentityMapping(NamedTuple):
-    """One device mapped to its user by an event that carried both ids."""
+class IdentityMapping:
+    """One device mapped to its user by an event that carried both ids.
 
-    #: ``$device:<$device_id>``: the distinct id the device's anonymous events have before the merge
-    distinct_id: str
-    #: the ``$user_id``: the cluster's canonical distinct id
-    resolved_distinct_id: str
-    #: the mapping event's time, ISO-8601 UTC, as the normalized events write ``event_time``
-    event_time: str
-    #: the mapping event's ``$insert_id`` (or the deterministic id normalization gives it)
-    insert_id: Any
+    Kept as the JSON texts the line holds, so a mapping costs no decoding on the events path:
+    :meth:`jsonl` splices them, :meth:`record` decodes them.
+    """
+
+    __slots__ = ("_distinct_id", "_insert_id", "_resolved_distinct_id", "_time")
+
+    def __init__(self, distinct_id: bytes, resolved_distinct_id: bytes, event_time: bytes, insert_id: bytes):
+        """:param distinct_id: JSON text of ``$device:<$device_id>``.
+        :param resolved_distinct_id: JSON text of the ``$user_id``.
+        :param event_time: the mapping event's ``event_time`` (ISO-8601 UTC), UTF-8.
+        :param insert_id: JSON text of its ``$insert_id``."""
+        self._distinct_id = distinct_id
+        self._resolved_distinct_id = resolved_distinct_id
+        self._time = event_time
+        self._insert_id = insert_id
 
     def jsonl(self) -> bytes:
         """The record as a JSONL line, as the operators and ``mixpanel-stream identity`` write it."""
-        return dumps_line(self._asdict())
+        return b"".join(
+            (
+                b'{"distinct_id":',
+                self._distinct_id,
+                b',"resolved_distinct_id":',
+                self._resolved_distinct_id,
+                b',"event_time":"',
+                self._time,
+                b'","insert_id":',
+                self._insert_id,
+                b"}\n",
+            )
+        )
+
+    def values(self) -> tuple[str, str, str, Any]:
+        """``(distinct_id, resolved_distinct_id, event_time text, insert_id)``, decoded."""
+        return (
+            _json_value(self._distinct_id),
+            _json_value(self._resolved_distinct_id),
+            self._time.decode(),
+            _json_value(self._insert_id),
+        )
 
     def record(self) -> dict[str, Any]:
         """The record as :meth:`~airflow_provider_mixpanel.hooks.mixpanel.MixpanelHook.stream_identity_mappings`
         yields it: ``event_time`` a timezone-aware UTC ``datetime``, as in normalized events."""
-        return {**self._asdict(), "event_time": datetime.fromisoformat(self.event_time)}
+        distinct_id, resolved, time_text, insert_id = self.values()
+        return dict(
+            zip(IDENTITY_FIELDS, (distinct_id, resolved, datetime.fromisoformat(time_text), insert_id), strict=True)
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IdentityMapping) and self.values() == other.values()
+
+    def __hash__(self) -> int:
+        return hash(self.values())
+
+    def __repr__(self) -> str:
+        return f"IdentityMapping{self.values()!r}"
 
 
 def mapping_event(line: bytes) -> tuple[str, str, Any, Any] | None:
@@ -135,12 +175,12 @@ class _RememberedDevices:
 
     def __init__(self, capacity: int):
         self._half = max(1, capacity // 2)
-        self._current: dict[bytes, bytes] = {}
+        self.current: dict[bytes, bytes] = {}
         self._previous: dict[bytes, bytes] = {}
         self.forgotten = 0
 
     def get(self, device: bytes) -> bytes | None:
-        written = self._current.get(device)
+        written = self.current.get(device)
         if written is None:
             written = self._previous.pop(device, None)
             if written is not None:
@@ -148,11 +188,11 @@ class _RememberedDevices:
         return written
 
     def put(self, device: bytes, time_text: bytes) -> None:
-        if len(self._current) >= self._half and device not in self._current:
+        if len(self.current) >= self._half and device not in self.current:
             self.forgotten += len(self._previous)
-            self._previous = self._current
-            self._current = {}
-        self._current[device] = time_text
+            self._previous = self.current
+            self.current = {}
+        self.current[device] = time_text
 
 
 class IdentityMappings:
@@ -187,7 +227,7 @@ class IdentityMappings:
             time_in_ms=time_in_ms, project_timezone=project_timezone
         )
         # Whole-second (or millisecond) UTC times by arithmetic, as the splice road reads them.
-        self._recent_times, self._utc_text_of = utc_time_texts(time_in_ms=time_in_ms)
+        self.recent_times, self._utc_text_of = utc_time_texts(time_in_ms=time_in_ms)
         self._utc = project_timezone is None
         self._written = _RememberedDevices(max_devices)
         self.mappings = 0
@@ -198,7 +238,7 @@ class IdentityMappings:
         :raises MixpanelMalformedRecordError: ``value`` is not a time.
         """
         if self._utc and type(value) is int:
-            text = self._recent_times.get(value) or self._utc_text_of(value)
+            text = self.recent_times.get(value) or self._utc_text_of(value)
             if text is not None:
                 return text
         return self.time_text(value, lambda: loads_object(line).get("event")).encode()
@@ -217,16 +257,21 @@ class IdentityMappings:
         :param line: the export line, for the deterministic ``insert_id`` of an event without one.
         """
         key = bytes(device)
-        written = self._written.get(key)
+        written = self._written.current.get(key)  # the common case, without a call
+        if written is None:
+            written = self._written.get(key)
         # ISO-8601 UTC texts of one format order as the instants do ("...:00+00:00" < "...:00.5...").
         if written is not None and written <= time_text:
             return
-        device_id = _identifier(_json_value(key))
-        user_id = _identifier(_json_value(user))
-        if device_id is not None and user_id is not None:
-            if isinstance(insert_id, msgspec.Raw):
-                insert_id = _json_value(insert_id)
-            self._hand_out(key, device_id, user_id, time_text, insert_id, line)
+        device_text = _identifier_text(key)
+        user_text = _identifier_text(bytes(user))
+        if device_text is None or user_text is None:
+            return
+        if isinstance(insert_id, msgspec.Raw):
+            insert_id = bytes(insert_id)
+        elif insert_id is not None:
+            insert_id = _json_text(insert_id)
+        self._hand_out(key, device_text, user_text, time_text, insert_id, line)
 
     def observe(self, line: bytes) -> None:
         """Read ``line`` (an export line already known to be a JSON object) and hand out the
@@ -244,16 +289,23 @@ class IdentityMappings:
         text = self.time_bytes(moment, line)
         written = self._written.get(key)
         if written is None or text < written:
-            self._hand_out(key, device_id, user_id, text, insert_id, line)
+            insert_text = None if insert_id is None else _json_text(insert_id)
+            self._hand_out(key, key, _json_text(user_id), text, insert_text, line)
 
     def _hand_out(
-        self, key: bytes, device_id: str, user_id: str, time_text: bytes, insert_id: Any, line: bytes
+        self, key: bytes, device_text: bytes, user_text: bytes, time_text: bytes, insert_id: bytes | None, line: bytes
     ) -> None:
+        """Remember the device and hand out its mapping.
+
+        :param device_text: JSON string text of the ``$device_id``; ``user_text`` of the ``$user_id``.
+        :param insert_id: JSON text of the ``$insert_id``, ``None`` for the event's deterministic id.
+        """
         self._written.put(key, time_text)
         if insert_id is None:
-            insert_id = deterministic_insert_id(loads_object(line))
+            insert_id = _json_text(deterministic_insert_id(loads_object(line)))
         self.mappings += 1
-        self.on_mapping(IdentityMapping(DEVICE_PREFIX + device_id, user_id, time_text.decode(), insert_id))
+        distinct_id = b'"' + _DEVICE_PREFIX_TEXT + device_text[1:]  # '"D1"' -> '"$device:D1"'
+        self.on_mapping(IdentityMapping(distinct_id, user_text, time_text, insert_id))
 
     def take(self) -> list[IdentityMapping]:
         """The mappings kept in :attr:`pending` (without ``on_mapping``) since the last call."""
@@ -263,6 +315,8 @@ class IdentityMappings:
 
 
 _value_decoder = msgspec.json.Decoder()
+_encoder = msgspec.json.Encoder()
+_DEVICE_PREFIX_TEXT = DEVICE_PREFIX.encode()
 
 
 def _json_value(text: bytes | msgspec.Raw) -> Any:
@@ -272,6 +326,19 @@ def _json_value(text: bytes | msgspec.Raw) -> Any:
         return loads_value(bytes(text))
 
 
-def _json_text(value: str) -> bytes:
-    """The compact JSON text of a string, as the key of a device read by the standard library."""
-    return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
+def _json_text(value: Any) -> bytes:
+    """The compact JSON text of a value read by a JSON reader (a lone surrogate kept escaped)."""
+    try:
+        return _encoder.encode(value)
+    except (UnicodeEncodeError, msgspec.EncodeError, TypeError, OverflowError):
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
+
+
+def _identifier_text(text: bytes) -> bytes | None:
+    """The JSON string text of an id given as JSON text: a non-empty string as it is, a whole
+    number (sent by server-side code) as a string of its digits; anything else is no id."""
+    if text[:1] == b'"':
+        return text if len(text) > 2 else None
+    if text.isdigit() or (text[:1] == b"-" and text[1:].isdigit()):
+        return b'"' + text + b'"'
+    return None
