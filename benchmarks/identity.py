@@ -7,7 +7,7 @@ identified by then, several devices each), written once and served by the bundle
 over HTTP on 127.0.0.1, gzip on the wire, replayed from memory; the operator writes into an
 in-memory counting store.
 
-    python benchmarks/identity.py [--events 300000] [--repeats 3]
+    python benchmarks/identity.py [--events 100000] [--repeats 2]
 
 Results go to benchmarks/RESULTS.md, between the ``identity.py`` markers only.
 """
@@ -41,14 +41,20 @@ DAY = date(2024, 4, 15)
 SECTION = "identity.py"
 
 
-def export_file(events: int, folder: Path) -> tuple[Path, dict[str, int]]:
+# (name, events per new visitor): how many events a device has in the day. "sparse": about two
+# events per device a day, most identified lines a device's first of the day (the worst case);
+# "busy": about thirty (sessions of a few dozen events, as an active product has).
+SCENARIOS = (("sparse", 100), ("busy", 3000))
+
+
+def export_file(events: int, folder: Path, per_visitor: int) -> tuple[Path, dict[str, int]]:
     """One day of export lines whose visitors arrived over the 45 days before, as an export at the
     end of the day answers them; and what the day holds."""
-    identity = IdentityMerge(start=DAY - timedelta(days=45), new_visitors_per_day=max(1, events // 100))
+    identity = IdentityMerge(start=DAY - timedelta(days=45), new_visitors_per_day=max(1, events // per_visitor))
     synthetic = SyntheticEvents(events, identity=identity)
     assert synthetic.visitors is not None
     at = int(datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC).timestamp() * 1000) + 86_400_000
-    path = folder / "day.jsonl"
+    path = folder / f"day-{per_visitor}.jsonl"
     identified = 0
     with path.open("wb") as out:
         for line in synthetic.day_lines(DAY, resolve=synthetic.visitors.resolved_at(at)):
@@ -116,32 +122,34 @@ def remembered_memory(devices: int, bound: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=300_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     loads = [load_average()]
     started = time.monotonic()
+    results = []
     with tempfile.TemporaryDirectory() as folder:
-        path, day = export_file(args.events, Path(folder))
-        with MixpanelTestServer(export_file=path, cache_bodies=True) as server:
-            os.environ["AIRFLOW_CONN_MIXPANEL_DEFAULT"] = server.connection_json()
-            operator_rate(identity=False, raw=False)  # warm the server's body cache and the imports
-            runs: dict[tuple[bool, bool], list[float]] = {}
-            mappings = 0
-            for _ in range(args.repeats):
-                for raw in (False, True):
-                    for identity in (False, True):
-                        rate, written = operator_rate(identity=identity, raw=raw)
-                        runs.setdefault((raw, identity), []).append(rate)
-                        mappings = max(mappings, written)
-        loads.append(load_average())
-        costs = line_costs(path)
+        for name, per_visitor in SCENARIOS:
+            path, day = export_file(args.events, Path(folder), per_visitor)
+            with MixpanelTestServer(export_file=path, cache_bodies=True) as server:
+                os.environ["AIRFLOW_CONN_MIXPANEL_DEFAULT"] = server.connection_json()
+                operator_rate(identity=False, raw=False)  # warm the server's body cache and the imports
+                runs: dict[tuple[bool, bool], list[float]] = {}
+                mappings = 0
+                for _ in range(args.repeats):
+                    for raw in (False, True):
+                        for identity in (False, True):
+                            rate, written = operator_rate(identity=identity, raw=raw)
+                            runs.setdefault((raw, identity), []).append(rate)
+                            mappings = max(mappings, written)
+            results.append((name, day, runs, mappings, line_costs(path)))
+            loads.append(load_average())
     bound = 100_000
     memory = {n: remembered_memory(n, bound) for n in (100_000, 1_000_000)}
     loads.append(load_average())
     minutes = (time.monotonic() - started) / 60
-    body = render(args, day, runs, mappings, costs, memory, bound, loads, minutes)
+    body = render(args, results, memory, bound, loads, minutes)
     write_section(SECTION, body)
     print(body)
     return 0
@@ -149,10 +157,7 @@ def main() -> int:
 
 def render(
     args: argparse.Namespace,
-    day: dict[str, int],
-    runs: dict[tuple[bool, bool], list[float]],
-    mappings: int,
-    costs: dict[str, float],
+    results: list[tuple[str, dict[str, int], dict[tuple[bool, bool], list[float]], int, dict[str, float]]],
     memory: dict[int, float],
     bound: int,
     loads: list[str],
@@ -161,40 +166,45 @@ def render(
     lines = [
         "## Identity mappings on the events path (issue 22)",
         "",
-        f"Machine: {machine()}. Load average at the start, after the operator runs and at the end: "
+        f"Machine: {machine()}. Load average at the start, after each scenario and at the end: "
         f"{' / '.join(loads)}; the two cores are shared, so read the ratios, taken within this run.",
         "",
         f"Reproduce: `python benchmarks/identity.py --events {args.events} --repeats {args.repeats}` "
-        f"({minutes:.1f} min). One day of {day['events']:,} synthetic export lines on Simplified ID Merge "
-        f"({day['identified']:,} carry `$user_id`: visitors who arrived over 45 days, most logged in by then, "
-        "on one to three devices), served by the bundled server (gzip, replayed from memory); the operator's "
-        "whole `execute` into an in-memory counting store, with and without `identity_key`, interleaved, "
-        f"best of {args.repeats}.",
+        f"({minutes:.1f} min). One day of {args.events:,} synthetic export lines on Simplified ID Merge "
+        "(visitors who arrived over 45 days, most logged in by then, on one to three devices), served by the "
+        "bundled server (gzip, replayed from memory); the operator's whole `execute` into an in-memory counting "
+        f"store, with and without `identity_key`, interleaved, best of {args.repeats}. *Sparse*: about two events "
+        "per device that day, so nearly every identified device's line is its first of the day and writes a "
+        "mapping (the worst case); *busy*: about thirty.",
         "",
-        "| output | without mappings: events/s | with `identity_key`: events/s | overhead |",
-        "|---|---:|---:|---:|",
+        "| scenario | lines with `$user_id` | mappings written | output | without: events/s | with "
+        "`identity_key`: events/s | overhead | per line without / with (µs) |",
+        "|---|---:|---:|---|---:|---:|---:|---:|",
     ]
-    for raw in (False, True):
-        without, with_ = max(runs[(raw, False)]), max(runs[(raw, True)])
-        lines.append(
-            f"| {'raw' if raw else 'normalized'} gzip JSONL | {without:,.0f} | {with_:,.0f} | "
-            f"**{(without / with_ - 1) * 100:+.1f}%** |"
-        )
+    for name, day, runs, mappings, costs in results:
+        for raw in (False, True):
+            without, with_ = max(runs[(raw, False)]), max(runs[(raw, True)])
+            road = "raw" if raw else "normalized"
+            lines.append(
+                f"| {name} | {day['identified']:,} | {mappings:,} | {road} gzip JSONL | {without:,.0f} | "
+                f"{with_:,.0f} | **{(without / with_ - 1) * 100:+.0f}%** | "
+                f"{costs[road]:.2f} / {costs[road + '+identity']:.2f} |"
+            )
     lines += [
         "",
-        f"Mappings written: {mappings:,} (one per device that carried both ids in the day). Runs, events/s: "
+        "Runs, events/s: "
         + "; ".join(
-            f"{'raw' if raw else 'normalized'}{' + identity' if identity else ''} "
+            f"{name} {'raw' if raw else 'normalized'}{' + identity' if identity else ''} "
             + ", ".join(f"{r:,.0f}" for r in runs[(raw, identity)])
+            for name, _, runs, _, _ in results
             for raw in (False, True)
             for identity in (False, True)
         )
-        + ".",
+        + ". Per line: the day's lines through the JSONL road alone in this process, best of 5.",
         "",
-        "Per line, the same day's lines in this process (best of 5), microseconds: "
-        + "; ".join(f"{road} {cost:.2f}" for road, cost in costs.items())
-        + ". The normalized road reads `$device_id` and `$user_id` in the parse it already does; the raw "
-        "road's check becomes a parse that reads them.",
+        "The normalized road reads `$device_id` and `$user_id` in the parse it already does; an identified "
+        "line then costs a dictionary lookup when its device is written already, and a mapping record when "
+        "it is not. The raw road's object check becomes a parse that reads them.",
         "",
         f"Memory of the devices remembered (bound {bound:,}), traced peak while every line maps a new "
         "device: " + "; ".join(f"{n:,} devices {mib:.1f} MiB" for n, mib in memory.items()) + ": flat past the bound.",
