@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from airflow_provider_mixpanel.errors import attach_to_airflow
+
 try:  # Airflow 3.1+
     from airflow.sdk import BaseHook, BaseOperator
 except ImportError:  # Airflow 2.11
@@ -17,5 +19,9 @@ try:
     from airflow.exceptions import AirflowProviderDeprecationWarning
 except ImportError:  # pragma: no cover
     AirflowProviderDeprecationWarning = DeprecationWarning  # type: ignore[misc,assignment]
+
+# Airflow is loaded now: errors imported before it (e.g. by a user's script through the client)
+# become AirflowExceptions too.
+attach_to_airflow()
 
 __all__ = ["AirflowProviderDeprecationWarning", "BaseHook", "BaseOperator", "mask_secret"]

@@ -16,17 +16,18 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator
 from typing import IO, Any
 
 from airflow_provider_mixpanel import __version__
+from airflow_provider_mixpanel.cli_retry import RetryPlan, add_retry_arguments, retry_plan
+from airflow_provider_mixpanel.env_connection import connection_from_environment
 from airflow_provider_mixpanel.output_file import WRITE_BUFFER_BYTES, OutputFile
 from airflow_provider_mixpanel.schemas import OUTPUT_FORMATS
+from airflow_provider_mixpanel.terminal_progress import Progress, is_terminal
 
 PROG = "mixpanel-stream"
 # Output is flushed at least this often (seconds), so `| jq` sees a slow stream as it comes.
 FLUSH_INTERVAL = 1.0
-PROGRESS_INTERVAL = 10.0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs on errors")
+    add_retry_arguments(common)
     commands = parser.add_subparsers(dest="command", required=True, metavar="{events,profiles,identity}")
 
     events = commands.add_parser(
@@ -129,10 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        _quiet_airflow(args.debug)
-    except Exception as err:  # e.g. the configured metadata database's driver is not installed
-        return _fail(err, args.debug, EXIT_ERROR, f"Airflow did not start: {type(err).__name__}: {err}")
+    # A connection in AIRFLOW_CONN_<ID> that Airflow itself would take from there is read without
+    # importing Airflow (over a second); any other store is Airflow's to search.
+    connection = connection_from_environment(args.conn_id)
+    if connection is None:
+        try:
+            _import_airflow(args.debug)
+        except Exception as err:  # e.g. the configured metadata database's driver is not installed
+            return _fail(err, args.debug, EXIT_ERROR, f"Airflow did not start: {type(err).__name__}: {err}")
+    progress = Progress.on(sys.stderr, f"{PROG}: ", quiet=args.quiet)
+    _configure_logging(args.debug, progress)
     from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelError
 
     # Records get their own handle on stdout (or a file); anything else printed to stdout (Airflow
@@ -140,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
     try:
         _check_output(args)
+        retry = retry_plan(args.max_retries, args.max_retry_after, interactive=is_terminal(sys.stderr))
         target = OutputFile(args.output) if _writes_file(args) else None
     except MixpanelConfigError as err:
         return _fail(err, args.debug, EXIT_USAGE)
@@ -150,10 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     saved_stdout = os.dup(1)
     os.dup2(2, 1)
     records: Any = None
+    client: Any = None
     done = False
     try:
-        records = _open_stream(args)
-        count = _write(records, out, quiet=args.quiet)
+        client, records = _open_stream(args, connection, retry)
+        count = _write(records, out, progress)
         if args.output_format == "parquet":
             out.finish()  # the footer: a Parquet file is readable only once it is complete
         out.flush()
@@ -167,12 +177,13 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sink.fileno())
         return 0
     except KeyboardInterrupt:
+        progress.clear()
         _close_quietly(records)
         return 130
     except MixpanelConfigError as err:
-        return _fail(err, args.debug, EXIT_USAGE)
+        return _fail(err, args.debug, EXIT_USAGE, progress=progress)
     except MixpanelError as err:
-        return _fail(err, args.debug, EXIT_ERROR)
+        return _fail(err, args.debug, EXIT_ERROR, retry.explain(err, client), progress=progress)
     except Exception as err:
         if type(err).__name__ == "AirflowNotFoundException":
             env_var = f"AIRFLOW_CONN_{args.conn_id.upper()}"
@@ -183,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 "Airflow UI, or pass --conn-id."
             )
             return _fail(err, args.debug, EXIT_ERROR, message)
-        return _fail(err, args.debug, EXIT_ERROR, f"{type(err).__name__}: {err}")
+        return _fail(err, args.debug, EXIT_ERROR, f"{type(err).__name__}: {err}", progress=progress)
     finally:
         if target is not None and not done:
             target.discard()  # a temporary file is removed; a file, device or FIFO that was there is left as it was
@@ -192,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         os.dup2(saved_stdout, 1)
         os.close(saved_stdout)
+    progress.clear()
     if not args.quiet:
         where = f" written to {args.output}" if target is not None else ""
         print(f"{PROG}: {count:,} records{where}", file=sys.stderr)
@@ -241,16 +253,47 @@ def _resolve_connection(conn_id: str) -> Any:
     return Connection.get_connection_from_secrets(conn_id)
 
 
-def _open_stream(args: argparse.Namespace) -> Any:
-    from airflow_provider_mixpanel.hooks.mixpanel import MixpanelHook
+def _open_stream(args: argparse.Namespace, connection: Any, retry: RetryPlan) -> tuple[Any, Any]:
+    """The client and the stream of JSONL lines the arguments ask for (the request waits for the
+    first line). ``connection`` is the one read from the environment, or ``None``: Airflow finds it."""
+    import warnings
 
-    hook = MixpanelHook.from_connection(_resolve_connection(args.conn_id))
+    from airflow_provider_mixpanel.client import MixpanelClient
+    from airflow_provider_mixpanel.connection import legacy_secret_notice, settings_from_connection
+    from airflow_provider_mixpanel.streams import (
+        EventQuery,
+        ProfileQuery,
+        open_event_stream,
+        open_identity_stream,
+        open_profile_stream,
+        open_raw_event_chunks,
+    )
+
+    if connection is None:
+        connection = _resolve_connection(args.conn_id)
+    settings = settings_from_connection(
+        conn_id=args.conn_id,
+        login=connection.login,
+        password=connection.password,
+        host=connection.host,
+        port=connection.port,
+        extra=connection.extra_dejson,
+    )
+    if settings.username is None:
+        warnings.warn(legacy_secret_notice(f"connection {args.conn_id!r}"), DeprecationWarning, stacklevel=1)
+    timeout = {} if retry.connect_timeout is None else {"connect_timeout": retry.connect_timeout}
+    client = MixpanelClient.from_settings(settings, retry_policy=retry.policy, **timeout)
     if args.command == "identity":
-        return hook.stream_identity_mappings(
-            args.from_date, args.to_date, skip_malformed=args.skip_malformed, encode=True
+        return client, open_identity_stream(
+            client,
+            args.from_date,
+            args.to_date,
+            timezone=settings.project_timezone,
+            skip_malformed=args.skip_malformed,
+            encode=True,
         )
     if args.command == "events":
-        return hook.stream_events_jsonl(
+        query = EventQuery(
             from_date=args.from_date,
             to_date=args.to_date,
             events=args.events,
@@ -260,36 +303,58 @@ def _open_stream(args: argparse.Namespace) -> Any:
             limit=args.limit,
             skip_malformed=args.skip_malformed,
         )
-    return hook.stream_profiles_jsonl(
+        if args.raw:  # the lines as sent, checked a batch at a time
+            return client, open_raw_event_chunks(client, query)
+        return client, open_event_stream(client, query, timezone=settings.project_timezone, encode=True)
+    profiles = ProfileQuery(
         where=args.where,
         raw=args.raw,
         cohort_id=args.cohort_id,
         output_properties=args.output_properties,
         distinct_ids=args.distinct_ids,
         data_group_id=args.data_group_id,
+        include_all_users=None,
         page_size=args.page_size,
     )
+    return client, open_profile_stream(client, profiles, encode=True)
 
 
-def _write(lines: Iterator[bytes], out: IO[bytes], *, quiet: bool) -> int:
-    started = last_flush = time.monotonic()
-    next_progress = started + PROGRESS_INTERVAL
-    count = 0
-    for count, line in enumerate(lines, 1):
-        out.write(line)
-        if count % 512 == 0:
-            now = time.monotonic()
-            if now - last_flush >= FLUSH_INTERVAL:
-                out.flush()
-                last_flush = now
-            if not quiet and now >= next_progress:
-                next_progress = now + PROGRESS_INTERVAL
-                rate = count / (now - started)
-                print(f"{PROG}: {count:,} records, {rate:,.0f} records/s", file=sys.stderr, flush=True)
-    return count
+def _write(stream: Any, out: IO[bytes], progress: Progress) -> int:
+    """Write every piece of ``stream`` (a JSONL line, or many lines at once) in writes of about
+    WRITE_BUFFER_BYTES; flush at least every FLUSH_INTERVAL (a slow stream reaches `| jq` as it
+    comes) and show progress when due. Returns the records written (``stream.records``)."""
+    last_flush = time.monotonic()
+    written = pending_size = 0
+    pending: list[bytes] = []
+    try:
+        for piece in stream:
+            pending.append(piece)
+            pending_size += len(piece)
+            if pending_size >= WRITE_BUFFER_BYTES:
+                out.write(pending[0] if len(pending) == 1 else b"".join(pending))
+                written += pending_size
+                pending.clear()
+                pending_size = 0
+                now = time.monotonic()
+                if now - last_flush >= FLUSH_INTERVAL:
+                    out.flush()
+                    last_flush = now
+                if progress.due(now):
+                    progress.show(stream.records, written, now)
+    except Exception as err:
+        if pending and not isinstance(err, OSError):  # the records before a bad one still go out, as they came
+            out.write(b"".join(pending))
+        raise
+    if pending:
+        out.write(b"".join(pending))
+    return int(stream.records)
 
 
-def _fail(err: BaseException, debug: bool, code: int, message: str | None = None) -> int:
+def _fail(
+    err: BaseException, debug: bool, code: int, message: str | None = None, *, progress: Progress | None = None
+) -> int:
+    if progress is not None:
+        progress.clear()
     if debug:
         import traceback
 
@@ -306,15 +371,29 @@ def _close_quietly(records: Any) -> None:
             close()
 
 
-def _quiet_airflow(debug: bool) -> None:
-    """Keep stderr for progress and errors: Airflow's and urllib3's logs only with --debug."""
-    level = logging.DEBUG if debug else logging.WARNING
+def _import_airflow(debug: bool) -> None:
+    """Import Airflow (to search its connection stores) without its start-up noise."""
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "DEBUG" if debug else "ERROR")
     with warnings.catch_warnings():  # Airflow 2 prints deprecation notices while it is imported
         if not debug:
             warnings.simplefilter("ignore")
         import airflow  # noqa: F401
-    logging.basicConfig(level=level, format=f"{PROG}: %(levelname)s %(name)s: %(message)s")
+
+
+def _configure_logging(debug: bool, progress: Progress) -> None:
+    """Keep stderr for progress and errors: Airflow's and urllib3's logs only with --debug; this
+    package's warnings (a retry, a wait for the hourly quota) always, each on a line of its own."""
+    level = logging.DEBUG if debug else logging.WARNING
+    handler = _ProgressAwareHandler(progress)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
+    # This package's own lines read like the command's: "mixpanel-stream: warning: ...".
+    ours = logging.getLogger("airflow_provider_mixpanel")
+    own_handler = _ProgressAwareHandler(progress)
+    own_handler.setFormatter(_CommandFormatter(f"{PROG}: %(levelname)s: %(message)s"))
+    ours.setLevel(level)
+    ours.addHandler(own_handler)
+    ours.propagate = False  # once, through our handler, whatever Airflow made of the root logger
     logging.getLogger("airflow").setLevel(logging.DEBUG if debug else logging.ERROR)
     # A store that cannot be read (Airflow 2 logs the database's traceback at ERROR) matters only
     # when no store has the connection, which is one error line; --debug shows why.
@@ -324,6 +403,26 @@ def _quiet_airflow(debug: bool) -> None:
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("always", message=".*legacy project secret.*")
         warnings.showwarning = _one_line_warning
+
+
+class _CommandFormatter(logging.Formatter):
+    """Levels in lower case, as a command's messages are (``warning:``, like ``error:``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord({**record.__dict__, "levelname": record.levelname.lower()})
+        return super().format(record)
+
+
+class _ProgressAwareHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Log records on stderr, on a line of their own: a live progress line is erased first."""
+
+    def __init__(self, progress: Progress):
+        super().__init__(sys.stderr)
+        self.progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.progress.clear()
+        super().emit(record)
 
 
 def _one_line_warning(

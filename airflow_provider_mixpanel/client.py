@@ -24,13 +24,14 @@ import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import date
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
 import urllib3.exceptions
 
 from airflow_provider_mixpanel import __version__
-from airflow_provider_mixpanel.connection import REGIONS, check_credentials
+from airflow_provider_mixpanel.connection import REGIONS, MixpanelConnectionSettings, check_credentials
 from airflow_provider_mixpanel.dates import parse_date
 from airflow_provider_mixpanel.engage import EngagePage, read_engage_page
 from airflow_provider_mixpanel.errors import (
@@ -150,6 +151,20 @@ class MixpanelClient:
         self._session.auth = (self.username, secret) if self.username else (secret, "")
         self._session.headers["User-Agent"] = f"airflow-provider-mixpanel/{__version__}"
 
+    @classmethod
+    def from_settings(cls, settings: MixpanelConnectionSettings, **client_kwargs: Any) -> MixpanelClient:
+        """A client for a read and validated connection (timeouts, retry policy... as keywords)."""
+        return cls(
+            username=settings.username,
+            secret=settings.secret,
+            project_id=settings.project_id,
+            region=settings.region,
+            workspace_id=settings.workspace_id,
+            base_url=settings.base_url,
+            source=f"connection {settings.conn_id!r}",
+            **client_kwargs,
+        )
+
     def __repr__(self) -> str:
         return (
             f"MixpanelClient(project_id={self.project_id!r}, region={self.region!r}, "
@@ -191,6 +206,32 @@ class MixpanelClient:
         """Yield each line of ``GET /api/2.0/export`` as bytes, exactly as Mixpanel sent it
         (without its ``\\n``). ``from_date`` and ``to_date`` are inclusive days (a ``datetime``
         counts as its date)."""
+        params = self._export_params(from_date, to_date, events, where, limit, time_in_ms)
+        return _Lines(self._stream_export(params))
+
+    def export_line_batches(
+        self,
+        from_date: date | str,
+        to_date: date | str,
+        *,
+        events: Iterable[str] | str | None = None,
+        where: str | None = None,
+        limit: int | None = None,
+        time_in_ms: bool = False,
+    ) -> Generator[list[bytes], None, None]:
+        """:meth:`export_lines`, a list at a time: the lines each read of the body completed (one
+        step of Python per read instead of one per line, for a consumer that can take them so)."""
+        return self._stream_export(self._export_params(from_date, to_date, events, where, limit, time_in_ms))
+
+    def _export_params(
+        self,
+        from_date: date | str,
+        to_date: date | str,
+        events: Iterable[str] | str | None,
+        where: str | None,
+        limit: int | None,
+        time_in_ms: bool,
+    ) -> dict[str, Any]:
         params: dict[str, Any] = {
             "from_date": parse_date(from_date, "from_date").isoformat(),
             "to_date": parse_date(to_date, "to_date").isoformat(),
@@ -207,7 +248,7 @@ class MixpanelClient:
         if time_in_ms:
             params["time_in_ms"] = "true"
         params.update(self._project_params(query_api=False))
-        return self._stream_export(params)
+        return params
 
     def export_events(
         self,
@@ -226,7 +267,7 @@ class MixpanelClient:
         """
         return convert_lines(self.export_lines(from_date, to_date, **filters), loads_object, on_malformed)
 
-    def _stream_export(self, params: dict[str, Any]) -> Iterator[bytes]:
+    def _stream_export(self, params: dict[str, Any]) -> Generator[list[bytes], None, None]:
         what = f"export {params['from_date']}..{params['to_date']}"
         state = RetryState(self.retry_policy)
         while True:
@@ -237,10 +278,11 @@ class MixpanelClient:
                     # Only a short line can be the marker: no strip() on every event line.
                     marker = _terminated_early_at(lines) if min(map(len, lines)) < TERMINATED_EARLY_MAX_LINE else -1
                     if marker >= 0:
-                        yield from lines[:marker]
+                        if marker:
+                            yield lines[:marker]
                         yielded += marker
                         raise _TruncatedBody("Mixpanel sent 'terminated early'")
-                    yield from lines
+                    yield lines
                     yielded += len(lines)
                 return
             except (_TruncatedBody, *_TRANSPORT_ERRORS) as err:
@@ -426,7 +468,8 @@ class MixpanelClient:
                 )
             except requests.RequestException as err:
                 self._release(pacer)
-                self._wait_or_raise(state, MixpanelServerError(_describe_transport_error(err)), what=what, cause=err)
+                reason = _describe_transport_error(err, urlsplit(url).netloc)
+                self._wait_or_raise(state, MixpanelServerError(reason), what=what, cause=err)
                 continue
             except BaseException:  # cancelled, or anything unexpected: never keep the slot
                 self._release(pacer)
@@ -463,15 +506,24 @@ class MixpanelClient:
         reason = error.message.rstrip(". ")
         if give_up is not None:
             raise self._final_error(error, f"Mixpanel {what}: {reason}. {give_up.capitalize()}. ") from cause
-        log.warning(
-            "Mixpanel %s: %s. Retrying in %.1f s (retry %d of %d%s).",
-            what,
-            reason,
-            wait,
-            state.retries,
-            state.policy.max_retries,
-            ", waiting for the hourly quota" if state.quota_waited else "",
-        )
+        if isinstance(error, MixpanelRateLimitError) and error.hourly_quota_spent:
+            log.warning(
+                "Mixpanel %s: the hourly quota (60 queries per rolling hour) is spent. Waiting %.0f s for a "
+                "query to free up (%.0f s of waiting in all, of at most %.0f s: max_retry_after).",
+                what,
+                wait,
+                state.quota_waited,
+                state.policy.max_retry_after,
+            )
+        else:
+            log.warning(
+                "Mixpanel %s: %s. Retrying in %.1f s (retry %d of %d).",
+                what,
+                reason,
+                wait,
+                state.retries,
+                state.policy.max_retries,
+            )
         self._sleep(wait)
         self._check_not_cancelled(what)
 
@@ -504,6 +556,29 @@ class MixpanelClient:
             url=response.url,
             retry_after=_retry_after_seconds(response.headers.get("Retry-After")),
         )
+
+
+class _Lines(Iterator[bytes]):
+    """The lines of an export one by one, from its batches. Closing it closes the request."""
+
+    def __init__(self, batches: Generator[list[bytes], None, None]):
+        self._batches = batches
+        self._lines = self._each(batches)
+
+    @staticmethod
+    def _each(batches: Iterator[list[bytes]]) -> Generator[bytes, None, None]:
+        for lines in batches:
+            yield from lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._lines  # the generator itself: a for loop resumes it without a method call per line
+
+    def __next__(self) -> bytes:
+        return next(self._lines)
+
+    def close(self) -> None:
+        self._lines.close()
+        self._batches.close()
 
 
 def _terminated_early_at(lines: list[bytes]) -> int:
@@ -554,12 +629,25 @@ def _interrupt(response: requests.Response) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def _describe_transport_error(err: BaseException) -> str:
+def _describe_transport_error(err: BaseException, host: str | None = None) -> str:
     if isinstance(err, _TruncatedBody):
         return str(err)
     if isinstance(err, requests.Timeout | urllib3.exceptions.ReadTimeoutError | TimeoutError):
         return f"timed out ({type(err).__name__})"
+    cause = _connect_failure(err)
+    if cause is not None:  # the one line that matters, not urllib3's nested reprs
+        return f"connection failed ({host}: {cause})" if host else f"connection failed ({cause})"
     return f"connection failed ({type(err).__name__}: {err})"
+
+
+def _connect_failure(err: BaseException) -> str | None:
+    """Why no connection could be made (``[Errno 111] Connection refused``, ``Failed to resolve
+    'host' (...)``), or ``None`` when the failure is of another kind."""
+    reason = getattr(err.args[0], "reason", None) if err.args else None
+    if not isinstance(reason, urllib3.exceptions.NewConnectionError):  # NameResolutionError included
+        return None
+    text = str(reason).split("): ", 1)[-1]  # without "HTTPConnection(host=..., port=...)"
+    return text.removeprefix("Failed to establish a new connection: ")
 
 
 def _api_error_message(response: requests.Response) -> str | None:

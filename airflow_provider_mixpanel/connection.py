@@ -9,6 +9,7 @@ names the field and the connection id.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -44,6 +45,19 @@ class MixpanelConnectionSettings:
     workspace_id: int | None = None
     project_timezone: str | None = None
     base_url: str | None = None
+
+
+# Mixpanel retires legacy project secrets on this day (reference/project-secret in Mixpanel's docs).
+PROJECT_SECRET_RETIREMENT = date(2027, 3, 3)
+
+
+def legacy_secret_notice(where: str) -> str:
+    """The warning for a connection that authenticates with a legacy project secret."""
+    return (
+        f"The {where} authenticates with a legacy project secret, which Mixpanel retires on "
+        f"{PROJECT_SECRET_RETIREMENT:%Y-%m-%d}. Create a service account and set its username as "
+        "login and its secret as password."
+    )
 
 
 def check_credentials(

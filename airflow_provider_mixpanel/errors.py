@@ -8,11 +8,30 @@ text and the names of fields, never from credentials or request headers.
 from __future__ import annotations
 
 import re
+import sys
 
-try:  # An AirflowException, so Airflow shows the message plainly; plain Exception without Airflow.
+if "airflow" in sys.modules:
     from airflow.exceptions import AirflowException as _Base
-except ImportError:  # pragma: no cover - the package always installs Airflow
-    _Base = Exception  # type: ignore[assignment,misc]
+else:
+
+    class _Base(Exception):  # type: ignore[no-redef]
+        """Stands in for AirflowException until Airflow is loaded (:func:`attach_to_airflow`)."""
+
+
+def attach_to_airflow() -> None:
+    """Make :class:`MixpanelError` an ``AirflowException``, whatever was imported first.
+
+    Importing Airflow only for a base class costs over a second, which ``mixpanel-stream`` with its
+    connection in the environment does without; so when this module is imported before Airflow its
+    base is a stand-in, and ``_compat`` (imported by the hook and the operators, after Airflow)
+    calls this to put ``AirflowException`` in its place: ``except AirflowException`` then catches
+    these errors in every process that uses the hook or the operators, in any import order.
+    """
+    from airflow.exceptions import AirflowException
+
+    if not issubclass(MixpanelError, AirflowException):
+        # Allowed because the stand-in and AirflowException have the same instance layout.
+        MixpanelError.__bases__ = (AirflowException,)
 
 
 # "... 61/60 queries running in the last hour": used / allowed in the rolling hour.

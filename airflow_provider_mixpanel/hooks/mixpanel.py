@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mixpanel._compat import AirflowProviderDeprecationWarning, BaseHook, mask_secret
 from airflow_provider_mixpanel.client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, MixpanelClient
-from airflow_provider_mixpanel.connection import MixpanelConnectionSettings, settings_from_connection
-from airflow_provider_mixpanel.dates import date_range
-from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelError
-from airflow_provider_mixpanel.event_lines import raw_line_checker
+from airflow_provider_mixpanel.connection import (
+    MixpanelConnectionSettings,
+    legacy_secret_notice,
+    settings_from_connection,
+)
+from airflow_provider_mixpanel.errors import MixpanelError
 from airflow_provider_mixpanel.get_provider_info import get_provider_info
-from airflow_provider_mixpanel.identity import IdentityMapping, IdentityMappings
-from airflow_provider_mixpanel.jsonl import convert_lines
-from airflow_provider_mixpanel.profile_lines import profile_line, raw_profile_line
-from airflow_provider_mixpanel.records import normalize_profile
 from airflow_provider_mixpanel.retry import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_MAX,
@@ -28,14 +26,22 @@ from airflow_provider_mixpanel.retry import (
     DEFAULT_MAX_RETRY_AFTER,
     RetryPolicy,
 )
-from airflow_provider_mixpanel.streams import RecordStream, event_converter
+from airflow_provider_mixpanel.streams import (
+    EventQuery,
+    ProfileQuery,
+    RecordStream,
+    open_event_stream,
+    open_identity_stream,
+    open_profile_stream,
+)
+
+if TYPE_CHECKING:
+    from airflow_provider_mixpanel.identity import IdentityMappings
 
 __all__ = ["MixpanelConnectionSettings", "MixpanelHook", "RecordStream"]
 
 log = logging.getLogger(__name__)
 
-# Mixpanel retires legacy project secrets on this day (reference/project-secret in Mixpanel's docs).
-PROJECT_SECRET_RETIREMENT = date(2027, 3, 3)
 # The Test button answers within seconds: an unreachable host fails after this long, not minutes.
 TEST_CONNECT_TIMEOUT = 5.0
 
@@ -139,13 +145,7 @@ class MixpanelHook(BaseHook):
         )
         mask_secret(settings.secret)
         if settings.username is None:
-            warnings.warn(
-                f"The {where} authenticates with a legacy project secret, which Mixpanel retires on "
-                f"{PROJECT_SECRET_RETIREMENT:%Y-%m-%d}. Create a service account and set its username as "
-                "login and its secret as password.",
-                AirflowProviderDeprecationWarning,
-                stacklevel=3,
-            )
+            warnings.warn(legacy_secret_notice(where), AirflowProviderDeprecationWarning, stacklevel=3)
         return settings
 
     def get_conn(self) -> MixpanelClient:
@@ -160,17 +160,8 @@ class MixpanelHook(BaseHook):
     def _make_client(
         self, settings: MixpanelConnectionSettings, *, retry_policy: RetryPolicy, connect_timeout: float
     ) -> MixpanelClient:
-        return MixpanelClient(
-            username=settings.username,
-            secret=settings.secret,
-            project_id=settings.project_id,
-            region=settings.region,
-            workspace_id=settings.workspace_id,
-            base_url=settings.base_url,
-            connect_timeout=connect_timeout,
-            read_timeout=self.read_timeout,
-            retry_policy=retry_policy,
-            source=f"connection {settings.conn_id!r}",
+        return MixpanelClient.from_settings(
+            settings, retry_policy=retry_policy, connect_timeout=connect_timeout, read_timeout=self.read_timeout
         )
 
     # ------------------------------------------------------------ streams
@@ -204,7 +195,7 @@ class MixpanelHook(BaseHook):
             :class:`~airflow_provider_mixpanel.errors.MixpanelMalformedRecordError`.
         """
         return self._event_stream(
-            _EventQuery(
+            EventQuery(
                 from_date=from_date,
                 to_date=to_date,
                 events=events,
@@ -240,7 +231,7 @@ class MixpanelHook(BaseHook):
             it with the ``time_in_ms`` of this call and the connection's ``project_timezone``.
         """
         return self._event_stream(
-            _EventQuery(
+            EventQuery(
                 from_date=from_date,
                 to_date=to_date,
                 events=events,
@@ -281,39 +272,22 @@ class MixpanelHook(BaseHook):
         :param skip_malformed: skip lines that are not JSON objects (counted in ``skipped_malformed``).
         :param encode: yield JSONL lines (bytes) instead of dicts (``event_time`` a UTC ``datetime``).
         """
-        first, last = date_range(from_date, to_date)
-        lines = self.client.export_lines(first, last, time_in_ms=time_in_ms)  # sent on the first next()
-        found: list[IdentityMapping] = []
-        identity = IdentityMappings(
-            found.append, time_in_ms=time_in_ms, project_timezone=self.settings.project_timezone
+        return open_identity_stream(
+            self.client,
+            from_date,
+            to_date,
+            timezone=self.settings.project_timezone,
+            time_in_ms=time_in_ms,
+            skip_malformed=skip_malformed,
+            encode=encode,
         )
-
-        def mappings_found() -> Iterator[IdentityMapping]:
-            # Malformed lines are counted (and logged) by the stream handed out.
-            on_malformed = stream.skip_malformed if skip_malformed else None
-            for _ in convert_lines(lines, raw_line_checker(identity), on_malformed):
-                if found:
-                    yield from found
-                    found.clear()
-
-        stream = RecordStream(mappings_found(), IdentityMapping.jsonl if encode else IdentityMapping.record)
-        return stream
 
     def _event_stream(
-        self, query: _EventQuery, *, encode: bool, identity: IdentityMappings | None = None
+        self, query: EventQuery, *, encode: bool, identity: IdentityMappings | None = None
     ) -> RecordStream:
-        first, last = date_range(query.from_date, query.to_date)
-        names = _event_names(query.events)
-        client = self.client
-        timezone = self.settings.project_timezone
-        convert = event_converter(
-            raw=query.raw, encode=encode, time_in_ms=query.time_in_ms, timezone=timezone, identity=identity
+        return open_event_stream(
+            self.client, query, timezone=self.settings.project_timezone, encode=encode, identity=identity
         )
-
-        lines = client.export_lines(
-            first, last, events=names, where=query.where, limit=query.limit, time_in_ms=query.time_in_ms
-        )  # lazy: the request waits for the first next()
-        return RecordStream(lines, convert, skip_malformed=query.skip_malformed)
 
     def stream_profiles(
         self,
@@ -340,7 +314,7 @@ class MixpanelHook(BaseHook):
         :param page_size: profiles per page; Mixpanel's default is 1000.
         """
         return self._profile_stream(
-            _ProfileQuery(
+            ProfileQuery(
                 where=where,
                 raw=raw,
                 cohort_id=cohort_id,
@@ -370,7 +344,7 @@ class MixpanelHook(BaseHook):
         Mixpanel sent it. With ``raw=True`` the line is the engage result itself, made compact
         (whitespace outside strings removed)."""
         return self._profile_stream(
-            _ProfileQuery(
+            ProfileQuery(
                 where=where,
                 raw=raw,
                 cohort_id=cohort_id,
@@ -383,26 +357,8 @@ class MixpanelHook(BaseHook):
             encode=True,
         )
 
-    def _profile_stream(self, query: _ProfileQuery, *, encode: bool) -> RecordStream:
-        # The client checks its arguments now; the first request waits for the first next().
-        selectors: dict[str, Any] = dict(
-            where=query.where,
-            output_properties=query.output_properties,
-            cohort_id=_optional_int(query.cohort_id, "cohort_id"),
-            distinct_ids=query.distinct_ids,
-            data_group_id=query.data_group_id,
-            include_all_users=query.include_all_users,
-            page_size=query.page_size,
-        )
-        convert: Callable[[Any], Any]
-        if encode:  # JSONL straight from each result's bytes: values exactly as Mixpanel sent them
-            profiles: Iterator[Any] = self.client.query_profile_lines(**selectors)
-            convert = raw_profile_line if query.raw else profile_line
-        else:
-            profiles = self.client.query_profiles(**selectors)
-            convert = (lambda p: p) if query.raw else normalize_profile
-        # Closing the stream closes the pages (freeing the response at once).
-        return RecordStream(profiles, convert)
+    def _profile_stream(self, query: ProfileQuery, *, encode: bool) -> RecordStream:
+        return open_profile_stream(self.client, query, encode=encode)
 
     # ------------------------------------------------------------ test_connection
 
@@ -439,44 +395,3 @@ class MixpanelHook(BaseHook):
 def _connection_type() -> dict[str, Any]:
     (connection_type,) = get_provider_info()["connection-types"]
     return connection_type
-
-
-class _EventQuery(NamedTuple):
-    from_date: date | str
-    to_date: date | str
-    events: Iterable[str] | str | None
-    where: str | None
-    raw: bool
-    time_in_ms: bool
-    limit: int | None
-    skip_malformed: bool
-
-
-class _ProfileQuery(NamedTuple):
-    where: str | None
-    raw: bool
-    cohort_id: int | str | None
-    output_properties: Iterable[str] | str | None
-    distinct_ids: Iterable[str] | None
-    data_group_id: str | None
-    include_all_users: bool | None
-    page_size: int | None
-
-
-def _optional_int(value: Any, name: str) -> int | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    raise MixpanelConfigError(f"{name}={value!r}: it must be a whole number (the id shown in Mixpanel).")
-
-
-def _event_names(events: Iterable[str] | str | None) -> list[str] | None:
-    if events is None:
-        return None
-    names = [events] if isinstance(events, str) else list(events)
-    if not all(isinstance(n, str) and n for n in names):
-        raise MixpanelConfigError(f"events={names!r}: give a list of non-empty event names.")
-    return names or None

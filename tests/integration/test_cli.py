@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pty
+import socket
 import stat
 import subprocess
 import sys
 import threading
+import time
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_mixpanel.cli import build_parser, main
+from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
 from airflow_provider_mixpanel.hooks.mixpanel import MixpanelHook
 from airflow_provider_mixpanel.jsonl import dumps_line
+from airflow_provider_mixpanel.retry import DEFAULT_MAX_RETRIES
+from airflow_provider_mixpanel.terminal_progress import REWRITE
 
 DAY = "2024-03-01"
 BIN = Path(sys.executable).parent
@@ -49,6 +56,23 @@ def test_events_lines_equal_the_hooks_records(mixpanel, capfd):
     records = hook.stream_events(from_date=DAY, to_date=DAY)
     assert [json.loads(line) for line in lines] == [json.loads(dumps_line(r)) for r in records]
     assert err.strip() == "mixpanel-stream: 300 records"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("skip_malformed", [False, True])
+def test_raw_events_are_the_hooks_raw_lines(mixpanel, capfd, skip_malformed):
+    server = mixpanel(events_per_day=3000)
+    server.add_fault("malformed", after_records=1500, times=2)  # the command's request, then the hook's
+    args = ["events", "--from", DAY, "--to", DAY, "--raw", "-q"] + (["--skip-malformed"] if skip_malformed else [])
+    code = main(args)
+    out = capfd.readouterr().out.encode()
+    hook_lines: list[bytes] = []
+    stream = MixpanelHook().stream_events_jsonl(from_date=DAY, to_date=DAY, raw=True, skip_malformed=skip_malformed)
+    with contextlib.suppress(MixpanelMalformedRecordError):
+        hook_lines.extend(stream)
+    assert code == (0 if skip_malformed else 1)
+    assert out == b"".join(hook_lines), "the batch road wrote other bytes than the hook's raw lines"
+    assert out.count(b"\n") == (3000 if skip_malformed else 1500)
 
 
 @pytest.mark.integration
@@ -361,3 +385,163 @@ def test_unreadable_database_is_still_one_line(tmp_path):
     assert result.returncode == 1
     lines = result.stderr.decode().splitlines()
     assert len(lines) == 1 and "is not defined" in lines[0], f"a traceback of the database leaked: {lines[:5]}"
+
+
+# ---------------------------------------------------------------- start-up without Airflow
+
+
+def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.integration
+def test_environment_connection_streams_without_importing_airflow(mixpanel, tmp_path):
+    server = mixpanel(events_per_day=20)
+    env = _env(tmp_path, AIRFLOW_CONN_MIXPANEL_DEFAULT=server.connection_json())
+    result = _python(
+        "import sys\n"
+        "from airflow_provider_mixpanel.cli import main\n"
+        f"code = main(['events', '--from', '{DAY}', '--to', '{DAY}', '-q', '-o', '/dev/null'])\n"
+        "print(code, 'airflow' in sys.modules, file=sys.stderr)\n",
+        env,
+    )
+    assert result.stderr.strip() == "0 False", f"Airflow was imported (or the run failed): {result.stderr}"
+    assert server.export_requests(), "the export was not made"
+
+
+@pytest.mark.integration
+def test_environment_uri_connection_streams_without_importing_airflow(mixpanel, tmp_path):
+    server = mixpanel(events_per_day=20)
+    user, secret = server.config.username, server.config.secret
+    uri = (
+        f"mixpanel://{server.url.replace('http://', f'http://{user}:{secret}@')}/?project_id={server.config.project_id}"
+    )
+    result = _python(
+        "import sys\n"
+        "from airflow_provider_mixpanel.cli import main\n"
+        f"code = main(['events', '--from', '{DAY}', '--to', '{DAY}', '-q', '-o', '/dev/null'])\n"
+        "print(code, 'airflow' in sys.modules, file=sys.stderr)\n",
+        _env(tmp_path, AIRFLOW_CONN_MIXPANEL_DEFAULT=uri),
+    )
+    assert result.stderr.strip() == "0 False", f"Airflow was imported (or the run failed): {result.stderr}"
+
+
+def test_help_does_not_import_airflow(tmp_path):
+    result = _python(
+        "import sys\n"
+        "from airflow_provider_mixpanel.cli import main\n"
+        "try:\n    main(['events', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('airflow' in sys.modules, file=sys.stderr)\n",
+        _env(tmp_path),
+    )
+    assert result.stderr.strip() == "False" and "--max-retries" in result.stdout
+
+
+@pytest.mark.integration
+def test_secrets_backend_in_airflow_cfg_is_asked_first(make_server, tmp_path):
+    in_backend, in_env = make_server(events_per_day=4), make_server(events_per_day=6)
+    connection = json.loads(in_backend.connection_json())
+    connection["extra_dejson"] = connection.pop("extra")
+    connections_file = tmp_path / "connections.json"
+    connections_file.write_text(json.dumps({"mixpanel_cfg_backend": connection}))
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "airflow.cfg").write_text(
+        "[secrets]\n"
+        "backend = airflow.secrets.local_filesystem.LocalFilesystemBackend\n"
+        f"backend_kwargs = {json.dumps({'connections_file_path': str(connections_file)})}\n"
+    )
+    result = _stream_events(home, "mixpanel_cfg_backend", AIRFLOW_CONN_MIXPANEL_CFG_BACKEND=in_env.connection_json())
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.count(b"\n") == 4 and in_backend.export_requests() and not in_env.export_requests(), (
+        "the secrets backend of airflow.cfg must be searched before the environment variable, as Airflow does"
+    )
+
+
+# ---------------------------------------------------------------- fast failure and progress at a terminal
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _closed_port_connection() -> str:
+    return json.dumps(
+        {
+            "conn_type": "mixpanel",
+            "login": "u",
+            "password": "p",
+            "extra": {"project_id": 1, "host": f"http://127.0.0.1:{_closed_port()}"},
+        }
+    )
+
+
+def _run_at_a_terminal(args: list[str], env: dict[str, str], *, timeout: float) -> tuple[int, str, float, bytes]:
+    """Run the command with stderr on a pseudo-terminal (stdout to a pipe): exit status, what
+    the terminal showed, seconds taken, stdout."""
+    primary, secondary = pty.openpty()
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_mixpanel", *args], env=env, stdout=subprocess.PIPE, stderr=secondary
+    )
+    os.close(secondary)
+    shown = bytearray()
+    stdout = bytearray()
+    reader = threading.Thread(target=lambda: stdout.extend(process.stdout.read()))  # type: ignore[union-attr]
+    reader.start()
+    while True:
+        try:
+            piece = os.read(primary, 65536)
+        except OSError:  # EIO: the command closed the terminal
+            break
+        if not piece:
+            break
+        shown.extend(piece)
+    code = process.wait(timeout=timeout)
+    elapsed = time.monotonic() - started
+    reader.join(timeout=timeout)
+    os.close(primary)
+    return code, shown.decode(errors="replace"), elapsed, bytes(stdout)
+
+
+@pytest.mark.integration
+def test_closed_port_at_a_terminal_fails_fast_naming_host_and_flag(tmp_path):
+    env = _env(tmp_path, AIRFLOW_CONN_MIXPANEL_DEFAULT=_closed_port_connection())
+    code, shown, elapsed, _ = _run_at_a_terminal(["events", "--from", DAY, "--to", DAY], env, timeout=60)
+    assert code == 1, shown
+    assert elapsed < 10, f"took {elapsed:.1f} s at a terminal"
+    error = shown.splitlines()[-1]
+    assert "mixpanel-stream: error:" in error and "127.0.0.1:" in error and "--max-retries" in error, shown
+
+
+@pytest.mark.integration
+def test_closed_port_without_a_terminal_keeps_the_default_retries(tmp_path):
+    env = _env(tmp_path, AIRFLOW_CONN_MIXPANEL_DEFAULT=_closed_port_connection())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_mixpanel", "events", "--from", DAY, "--to", DAY],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = process.stderr.readline()  # type: ignore[union-attr]
+    finally:
+        process.kill()
+        process.wait()
+    assert f"(retry 1 of {DEFAULT_MAX_RETRIES})" in first, f"not the scheduled-run policy: {first!r}"
+
+
+@pytest.mark.integration
+def test_progress_at_a_terminal_is_one_line_rewritten(make_server, tmp_path):
+    server = make_server(events_per_day=20_000, bytes_per_second=1_500_000)  # about 3 s
+    env = _env(tmp_path, AIRFLOW_CONN_MIXPANEL_DEFAULT=server.connection_json())
+    code, shown, _, stdout = _run_at_a_terminal(["events", "--from", DAY, "--to", DAY, "--raw"], env, timeout=120)
+    assert code == 0, shown
+    assert shown.count(REWRITE) >= 2, f"no live progress line: {shown!r}"
+    live = shown.split(REWRITE)[1]
+    assert " records  " in live and "records/s" in live and live.count("\n") == 0, live
+    assert shown.endswith("mixpanel-stream: 20,000 records\r\n"), shown[-200:]
+    assert stdout.count(b"\n") == 20_000 and b"records/s" not in stdout, "progress reached stdout"
