@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 AIRFLOW_VERSION ?= 3.3.2
 # Extras are what users install; development tools come from pyproject.toml's dependency groups.
-EXTRAS ?= amazon,google,zstd,parquet
+EXTRAS ?= amazon,google,zstd,parquet,iceberg
 GROUPS ?= dev
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)

@@ -80,7 +80,9 @@ class Sandbox:
             AIRFLOW_CONN_MIXPANEL_DEFAULT=self.mixpanel.connection_json(),
             AIRFLOW_CONN_AWS_DEFAULT=self.s3.connection_json(),
             AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT=self.gcs.connection_json(),
+            AIRFLOW_CONN_ICEBERG_DEFAULT=json.dumps({"conn_type": "iceberg", "extra": self.iceberg_properties()}),
             AIRFLOW_VAR_MIXPANEL_S3_BUCKET=S3_BUCKET,
+            AIRFLOW_VAR_MIXPANEL_LAKE_BUCKET=S3_BUCKET,
             AIRFLOW_VAR_MIXPANEL_GCS_BUCKET=GCS_BUCKET,
             STORAGE_EMULATOR_HOST=self.gcs.url,
             AWS_EC2_METADATA_DISABLED="true",
@@ -89,6 +91,25 @@ class Sandbox:
             NO_PROXY="127.0.0.1,localhost",
         )
         return env
+
+    def iceberg_properties(self) -> dict[str, str]:
+        """pyiceberg catalog properties: a SQLite catalog in the Airflow home, its warehouse in the S3 bucket."""
+        assert self.s3 and self.home
+        return {
+            "type": "sql",
+            "uri": f"sqlite:///{self.home}/iceberg_catalog.db",
+            "warehouse": f"s3://{S3_BUCKET}/warehouse",
+            "s3.endpoint": self.s3.url,
+            "s3.access-key-id": "testing",
+            "s3.secret-access-key": "testing",
+            "s3.region": "us-east-1",
+        }
+
+    def iceberg_catalog(self) -> Any:
+        """The catalog of ``iceberg_default`` (a SQL catalog keys its tables by the connection id)."""
+        from pyiceberg.catalog import load_catalog
+
+        return load_catalog("iceberg_default", **self.iceberg_properties())
 
     def airflow(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """Run ``airflow ARGS`` in the sandbox; raise with its output when it fails."""

@@ -2,7 +2,9 @@
 
 Starts the bundled Mixpanel-compatible server and the S3 (moto) and GCS (fake-gcs-server)
 emulators on 127.0.0.1, runs ``airflow dags test example_mixpanel_events_to_s3`` in a throwaway
-AIRFLOW_HOME, shows what was written, and stops every server, also when something fails.
+AIRFLOW_HOME, shows what was written, then runs ``example_mixpanel_events_to_iceberg`` into an
+Iceberg table (a SQLite catalog, its warehouse in the S3 emulator) and queries it with DuckDB, and
+stops every server, also when something fails.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from devtools.sandbox import S3_BUCKET, Sandbox
 
 DAG_ID = "example_mixpanel_events_to_s3"
+ICEBERG_DAG_ID = "example_mixpanel_events_to_iceberg"
+ICEBERG_TABLE = "mixpanel.events"
 DAY = "2024-03-01"
 EVENTS_PER_DAY = 20_000
 
@@ -64,8 +68,38 @@ def main() -> int:
         if not per_day or any(count != EVENTS_PER_DAY for count in per_day.values()):
             print("A day's record count does not match the source.", file=sys.stderr)
             return 1
+        if not show_iceberg_table(sandbox):
+            return 1
     print(f"\nDone in {time.monotonic() - started:.0f} s; every server was stopped.")
     return 0
+
+
+def show_iceberg_table(sandbox: Sandbox) -> bool:
+    """The daily example into an Iceberg table (SQLite catalog, warehouse in the S3 emulator),
+    then a query of it; False when a day's count differs from the source."""
+    print(f"\nRunning: airflow dags test {ICEBERG_DAG_ID} {DAY}  (the same days, into Iceberg table {ICEBERG_TABLE})")
+    sandbox.dags_test(ICEBERG_DAG_ID, DAY)
+    table = sandbox.iceberg_catalog().load_table(ICEBERG_TABLE)
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+    print(
+        f"  {ICEBERG_TABLE}: {len(table.snapshots())} snapshots, current {snapshot.snapshot_id} "
+        f"(run {snapshot.summary.get('mixpanel.run-id')}, window {snapshot.summary.get('mixpanel.window')})"
+    )
+    db = table.scan().to_duckdb("events")
+    db.execute("SET TimeZone = 'UTC'")
+    query = (
+        "SELECT CAST(event_time AS DATE) AS day, count(*) AS events, count(DISTINCT insert_id) AS insert_ids, "
+        "count(DISTINCT distinct_id) AS users FROM events GROUP BY 1 ORDER BY 1"
+    )
+    print(f"  DuckDB: {query}")
+    rows = db.execute(query).fetchall()
+    for day, events, insert_ids, users in rows:
+        print(f"    {day}  {events:,} events, {insert_ids:,} insert_ids, {users:,} users")
+    if not rows or any(events != EVENTS_PER_DAY or ids != events for _, events, ids, _ in rows):
+        print("A day of the Iceberg table does not match the source.", file=sys.stderr)
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -46,14 +46,28 @@ from airflow_provider_mixpanel.transfers.arguments import (
     check_window_hours,
     task_prefix,
 )
+from airflow_provider_mixpanel.transfers.asset_events import (
+    WindowEvent,
+    context_date,
+    emit_window_events,
+    window_events,
+)
+from airflow_provider_mixpanel.transfers.iceberg_names import (
+    ICEBERG_DEFAULT_CONN_ID,
+    attempt_template,
+    check_iceberg_arguments,
+    check_table_name,
+    new_attempt_token,
+)
 from airflow_provider_mixpanel.transfers.identity_parts import IdentityOutput
 from airflow_provider_mixpanel.transfers.outputs import ManifestContext, WindowOutputs
 from airflow_provider_mixpanel.transfers.parts import AirflowTaskAborted, PartFormat, WrittenPart
 from airflow_provider_mixpanel.transfers.progress import Progress
 from airflow_provider_mixpanel.transfers.runner import ExportRun, OutputResult
-from airflow_provider_mixpanel.transfers.storage import common_directory
+from airflow_provider_mixpanel.transfers.storage import WINDOW_PLACEHOLDER, common_directory
 from airflow_provider_mixpanel.transfers.windows import (
     PROFILES,
+    Unit,
     Window,
     days_of_run,
     plan_units,
@@ -64,6 +78,7 @@ from airflow_provider_mixpanel.transfers.windows import (
 if TYPE_CHECKING:
     from airflow_provider_mixpanel.identity import IdentityMappings
     from airflow_provider_mixpanel.streams import RecordStream
+    from airflow_provider_mixpanel.transfers.iceberg_table import IcebergTable
     from airflow_provider_mixpanel.transfers.storage import ObjectStore
 
 __all__ = [
@@ -131,6 +146,10 @@ class Manifest(TypedDict):
     deleted_stale_files: list[str]
     #: the ``_manifest.json`` of every window written (none with ``write_manifest=False``)
     manifests: list[str]
+    #: each window written: records, bytes, manifest and Iceberg snapshot id (its asset event's details)
+    windows: list[WindowEvent]
+    #: the Iceberg table committed into (``iceberg_table``), else ``None``
+    iceberg_table: str | None
     #: the identity mappings written beside the events; ``None`` when none are asked for
     identity: IdentitySummary | None
 
@@ -192,6 +211,13 @@ class BaseMixpanelStreamOperator(BaseOperator):
     :param write_manifest: write ``_manifest.json`` beside each window's parts once they are all
         committed, and delete it before the window is rewritten: the completion signal for sensors
         and readers. Each window's parts then need a folder of their own.
+    :param iceberg_table: also commit each window into this Apache Iceberg table, ``"namespace.table"``
+        (templated; needs the ``iceberg`` extra and ``output_format="parquet"``): the window's rows
+        are replaced in one transaction by its parts, which are written where the object name says,
+        under names of their own for each attempt. The table is created when missing; see
+        :ref:`howto/iceberg`.
+    :param iceberg_conn_id: the ``iceberg`` connection (Airflow's apache-iceberg provider) whose extra
+        holds the pyiceberg catalog properties (templated).
     :param mixpanel_conn_id: the :ref:`Mixpanel connection <howto/connection:mixpanel>` (templated).
     :param mixpanel_hook_kwargs: more :class:`~airflow_provider_mixpanel.hooks.mixpanel.MixpanelHook`
         arguments (timeouts, retry budget).
@@ -208,6 +234,8 @@ class BaseMixpanelStreamOperator(BaseOperator):
         "data_group_id",
         "mixpanel_conn_id",
         "schema_object_name",
+        "iceberg_table",
+        "iceberg_conn_id",
     )
     template_fields_renderers = {"events": "json", "output_properties": "json", "distinct_ids": "json"}
     # Shared, not copied, by copy.deepcopy (Airflow copies tasks when a user clears them): the hook
@@ -242,6 +270,8 @@ class BaseMixpanelStreamOperator(BaseOperator):
         max_stream_restarts: int = 2,
         skip_malformed: bool = False,
         write_manifest: bool = True,
+        iceberg_table: str | None = None,
+        iceberg_conn_id: str = ICEBERG_DEFAULT_CONN_ID,
         mixpanel_conn_id: str = MixpanelHook.default_conn_name,
         mixpanel_hook_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
@@ -309,6 +339,10 @@ class BaseMixpanelStreamOperator(BaseOperator):
         )
         self.skip_malformed = check_flag(skip_malformed, "skip_malformed", where=prefix)
         self.write_manifest = check_flag(write_manifest, "write_manifest", where=prefix)
+        if iceberg_table is not None:
+            check_iceberg_arguments(self.output_format, self.raw, self.window_days, where=prefix)
+        self.iceberg_table = iceberg_table
+        self.iceberg_conn_id = iceberg_conn_id
         self.mixpanel_conn_id = mixpanel_conn_id
         self.mixpanel_hook_kwargs = mixpanel_hook_kwargs
         self._run: ExportRun | None = None  # made by execute: locks and threads live only as long as it
@@ -345,12 +379,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
         destination = self._checked_destination()
         schema_name = self._checked_schema_object_name()
         windows = self._windows(context)
-        units = plan_units(
-            windows,
-            destination.name_template,
-            rotating=self.max_file_size_bytes is not None,
-            identity_template=destination.identity_template,
-        )
+        units = self._units(windows, destination)
         if self.write_manifest:
             check_manifest_folders(
                 [unit.name_template for unit in units], destination.name_argument, where=task_prefix(self.task_id)
@@ -359,6 +388,11 @@ class BaseMixpanelStreamOperator(BaseOperator):
             check_identity_folders(units, destination, manifests=self.write_manifest, where=task_prefix(self.task_id))
         self.hook.client  # noqa: B018 - reads and checks the connection once, before any request or thread
         self._check_hours_fit_the_project_days()
+        table = self._prepared_table(context, destination)
+        if table is not None:  # each attempt's parts apart: a part a snapshot references is never overwritten
+            template = attempt_template(destination.name_template, str(table.attempt))
+            destination = destination._replace(name_template=template)
+            units = self._units(windows, destination)
         store = self._object_store(destination.bucket)
         days = f" {windows[0].first}..{windows[-1].last}" if self.stream == "events" else ""
         what = f"Mixpanel {self.stream}{days}"
@@ -366,10 +400,12 @@ class BaseMixpanelStreamOperator(BaseOperator):
         run = ExportRun(
             store=store,
             open_stream=self._open_stream,
-            part_format=self._part_format(self.stream),
+            part_format=self._part_format(self.stream, json_logical_type=table is None),
             max_stream_restarts=self.max_stream_restarts,
             progress=progress,
-            outputs=WindowOutputs(store, manifest=self._manifest_context() if self.write_manifest else None),
+            outputs=WindowOutputs(
+                store, manifest=self._manifest_context() if self.write_manifest else None, table=table
+            ),
             cancel_streams=self.hook.client.cancel,
             identity=self._identity_output(store) if destination.identity_template is not None else None,
         )
@@ -390,8 +426,16 @@ class BaseMixpanelStreamOperator(BaseOperator):
             store.scheme, destination.bucket, destination.name_template, destination.identity_template
         )
         skipped = sum(r.skipped_malformed for r in results)
+        events = window_events(units, outputs, run_label=context_date(context))
+        emit_window_events(context or {}, self.outlets or [], events)
         manifest = self._manifest(
-            windows, parts, skipped=skipped, deleted=deleted, schema_file=schema_file, manifests=manifests
+            windows,
+            parts,
+            skipped=skipped,
+            deleted=deleted,
+            schema_file=schema_file,
+            manifests=manifests,
+            written=events,
         )
         if destination.identity_template is not None:
             manifest["identity"] = _identity_summary(outputs)
@@ -405,13 +449,25 @@ class BaseMixpanelStreamOperator(BaseOperator):
 
     # ------------------------------------------------------------ the steps of execute
 
-    def _part_format(self, stream: str) -> PartFormat:
-        """The encoding of the parts of ``stream``'s records (the identity mappings: ``"identity"``)."""
+    def _units(self, windows: list[Window], destination: Destination) -> list[Unit]:
+        return plan_units(
+            windows,
+            destination.name_template,
+            rotating=self.max_file_size_bytes is not None,
+            identity_template=destination.identity_template,
+        )
+
+    def _part_format(self, stream: str, *, json_logical_type: bool = True) -> PartFormat:
+        """The encoding of the parts of ``stream``'s records (the identity mappings: ``"identity"``).
+
+        :param json_logical_type: Parquet: mark JSON columns with Parquet's JSON type (not for a table).
+        """
         return PartFormat(
             self.compression,
             self.compression_level,
             self.max_file_size_bytes,
             parquet_columns=record_columns(stream, raw=self.raw) if self.output_format == "parquet" else None,
+            json_logical_type=json_logical_type,
         )
 
     def _identity_output(self, store: ObjectStore) -> IdentityOutput:
@@ -476,9 +532,9 @@ class BaseMixpanelStreamOperator(BaseOperator):
             log.info("Exporting %s to %s: from_date and to_date are not given, so %s.", first, last, reason)
         else:
             first, last = date_range(self.from_date, self.to_date, where=prefix)  # type: ignore[arg-type]
-        return plan_windows(
-            first, last, self.window_days, window_hours=self.window_hours, lookback_days=self.lookback_days
-        )
+        # An Iceberg table is committed a day (or hour window) at a time.
+        window_days = self.window_days or (1 if self.iceberg_table is not None else None)
+        return plan_windows(first, last, window_days, window_hours=self.window_hours, lookback_days=self.lookback_days)
 
     def _open_stream(self, window: Window, identity: IdentityMappings | None = None) -> RecordStream:
         """The JSONL lines of one window (the request is sent on the first ``next()``); with
@@ -504,6 +560,31 @@ class BaseMixpanelStreamOperator(BaseOperator):
             skip_malformed=self.skip_malformed,
             identity=identity,
         )
+
+    def _prepared_table(self, context: Any, destination: Destination) -> IcebergTable | None:
+        """The Iceberg table, created when missing or checked to fit, before any Mixpanel request."""
+        if self.iceberg_table is None:
+            return None
+        prefix = task_prefix(self.task_id)
+        name = check_table_name(self.iceberg_table, where=prefix)
+        if self.stream == "events" and WINDOW_PLACEHOLDER not in destination.name_template:
+            raise MixpanelConfigError(
+                f"{prefix}{destination.name_argument}={destination.name_template!r}: with iceberg_table each day "
+                f"is committed from parts of its own, so the name needs {WINDOW_PLACEHOLDER}, e.g. "
+                f"'mixpanel/events/{WINDOW_PLACEHOLDER}/part-{{part}}.parquet'."
+            )
+        from airflow_provider_mixpanel.transfers.iceberg_table import IcebergTable
+
+        table = IcebergTable(
+            name,
+            self.iceberg_conn_id,
+            record_columns(self.stream, raw=self.raw),
+            dated=self.stream == "events",
+            run_id=str((context or {}).get("run_id") or "manual"),
+            attempt=new_attempt_token(context),
+        )
+        table.prepare()
+        return table
 
     def _checked_schema_object_name(self) -> str | None:
         if self.schema_object_name is None:
@@ -541,6 +622,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
         deleted: list[str],
         schema_file: str | None = None,
         manifests: list[str],
+        written: list[WindowEvent] | None = None,
     ) -> Manifest:
         events = self.stream == "events"
         return Manifest(
@@ -558,6 +640,8 @@ class BaseMixpanelStreamOperator(BaseOperator):
             schema_file=schema_file,
             deleted_stale_files=deleted,
             manifests=manifests,
+            windows=written or [],
+            iceberg_table=self.iceberg_table,
             identity=None,
         )
 

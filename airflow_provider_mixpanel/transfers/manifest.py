@@ -94,6 +94,8 @@ class WindowManifest(TypedDict):
     region: str
     request: RequestParameters
     provider_version: str
+    #: the Iceberg snapshot that holds the window (``iceberg_table``), else ``None``
+    snapshot_id: int | None
 
 
 def manifest_folder(template: str) -> str:
@@ -131,6 +133,7 @@ def build_manifest(
     project_id: int | None,
     region: str,
     request: RequestParameters,
+    snapshot_id: int | None = None,
 ) -> WindowManifest:
     """The manifest of one window's committed parts.
 
@@ -155,6 +158,7 @@ def build_manifest(
         region=region,
         request=request,
         provider_version=__version__,
+        snapshot_id=snapshot_id,
     )
 
 

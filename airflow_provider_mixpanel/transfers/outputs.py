@@ -29,6 +29,7 @@ from airflow_provider_mixpanel.transfers.windows import window_where
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from airflow_provider_mixpanel.transfers.iceberg_table import IcebergTable
     from airflow_provider_mixpanel.transfers.parts import WrittenPart
     from airflow_provider_mixpanel.transfers.storage import ObjectStore, StoredObject
     from airflow_provider_mixpanel.transfers.windows import Window
@@ -66,23 +67,30 @@ class Completed(NamedTuple):
     deleted_stale: list[str]
     #: the URI of the ``_manifest.json`` written, ``None`` without one
     manifest: str | None
+    #: the Iceberg snapshot that holds the window (``None`` without ``iceberg_table``)
+    snapshot_id: int | None = None
 
 
 class WindowOutputs:
     """Prepares and finishes the objects of each window in ``store``.
 
     :param manifest: what manifests say; ``None`` writes none (``write_manifest=False``).
+    :param table: an Iceberg table each window is committed into once its parts are written (and
+        before its manifest, which then names the snapshot); ``None``: files only.
     """
 
-    def __init__(self, store: ObjectStore, *, manifest: ManifestContext | None):
+    def __init__(self, store: ObjectStore, *, manifest: ManifestContext | None, table: IcebergTable | None = None):
         self.store = store
         self.manifest = manifest
+        self.table = table
 
     def begin(self, template: str) -> None:
         """Before the window's first part: delete its manifest, abort uploads left open."""
         if self.manifest is not None:
             self.store.delete([manifest_name(template)])
-        aborted = self.store.abort_incomplete_uploads(output_prefix(template), output_pattern(template))
+        # With a table each attempt names its parts apart: a killed attempt's uploads match any attempt's names.
+        pattern = self.table.sibling_pattern(template) if self.table is not None else output_pattern(template)
+        aborted = self.store.abort_incomplete_uploads(output_prefix(template), pattern)
         if aborted:
             log.warning(
                 "Aborted %d incomplete upload(s) an earlier, killed attempt left open: %s",
@@ -99,7 +107,7 @@ class WindowOutputs:
         :param parts: the parts written, in order.
         :param exported_at: when the (earliest) export request of these windows was sent.
         """
-        if PART_PLACEHOLDER not in template and self.manifest is None:
+        if PART_PLACEHOLDER not in template and self.manifest is None and self.table is None:
             return Completed([], None)  # one fixed object: nothing stale, nothing to list
         pattern = output_pattern(template)
         listed = {o.name: o for o in self.store.list_objects(output_prefix(template)) if pattern.match(o.name)}
@@ -111,8 +119,23 @@ class WindowOutputs:
             log.info("Deleting %d stale part(s) left by an earlier run: %s", len(stale), ", ".join(stale))
             self.store.delete(stale)
         deleted = [self.store.uri(name) for name in stale]
+        snapshot_id = self.table.commit(windows[0], parts) if self.table is not None else None
+        uri = self._write_manifest(template, windows, parts, stored, exported_at, snapshot_id)
+        if self.table is not None:  # after the commit: the parts it replaced may now be unreferenced
+            deleted += self.table.delete_unreferenced(self.store, template, parts)
+        return Completed(deleted, uri, snapshot_id)
+
+    def _write_manifest(
+        self,
+        template: str,
+        windows: Sequence[Window],
+        parts: Sequence[WrittenPart],
+        stored: list[StoredObject],
+        exported_at: datetime,
+        snapshot_id: int | None,
+    ) -> str | None:
         if self.manifest is None:
-            return Completed(deleted, None)
+            return None
         name = manifest_name(template)
         manifest = build_manifest(
             stream=self.manifest.stream,
@@ -122,11 +145,12 @@ class WindowOutputs:
             project_id=self.manifest.project_id,
             region=self.manifest.region,
             request=self._request(windows),
+            snapshot_id=snapshot_id,
         )
         self.store.put(name, encode_manifest(manifest), MANIFEST_CONTENT_TYPE)
         uri = self.store.uri(name)
         log.info("Wrote %s: %d part(s), %d records, %d bytes", uri, len(parts), manifest["records"], manifest["bytes"])
-        return Completed(deleted, uri)
+        return uri
 
     def _stored(self, part: WrittenPart, listed: dict[str, StoredObject]) -> StoredObject:
         """The part as the store lists it, checked against what was written."""

