@@ -15,6 +15,11 @@ try:  # Airflow 3
 except ImportError:  # Airflow 2.11
     from airflow.utils.log.secrets_masker import mask_secret  # type: ignore[no-redef]
 
+try:  # Airflow 3: what the Assets page lists; example DAGs declare their outlets with it
+    from airflow.sdk import Asset
+except ImportError:  # Airflow 2.11: the same thing under its old name (one positional URI on both)
+    from airflow.datasets import Dataset as Asset  # type: ignore[no-redef,assignment]
+
 try:
     from airflow.exceptions import AirflowProviderDeprecationWarning
 except ImportError:  # pragma: no cover
@@ -24,4 +29,4 @@ except ImportError:  # pragma: no cover
 # become AirflowExceptions too.
 attach_to_airflow()
 
-__all__ = ["AirflowProviderDeprecationWarning", "BaseHook", "BaseOperator", "mask_secret"]
+__all__ = ["AirflowProviderDeprecationWarning", "Asset", "BaseHook", "BaseOperator", "mask_secret"]

@@ -10,6 +10,51 @@ from typing import Any
 
 MIXPANEL = "Mixpanel"
 
+# Zones offered as suggestions in Airflow 3's form (any IANA zone is accepted).
+TIMEZONE_EXAMPLES = [
+    "America/Los_Angeles",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "Europe/London",
+    "Europe/Berlin",
+    "Asia/Kolkata",
+    "Asia/Singapore",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+]
+
+# The extra fields of the connection form, in the order the form shows them. Ids are single-line
+# text ("string"): Airflow 3 draws a field typed ["integer", "string"] as a 6-row text area and an
+# "integer" one as a spinner that the mouse wheel changes. Every field has a non-null default so
+# the extra that Airflow 3.3's Add dialog saves (it writes every field) holds no nulls, and names
+# every key, which its Edit dialog needs to show the field (docs/connections.rst, "Airflow 3.3").
+# The connection reader takes "" as "not set".
+CONN_FIELDS: dict[str, Any] = {
+    "project_id": {
+        "label": "Project ID (needed with a service account)",
+        "description": "The numeric Mixpanel project id, e.g. 2195193 (Project Settings > Overview). "
+        "Needed with a service account; not with a legacy project secret.",
+        "schema": {"type": ["string", "null"], "default": "", "pattern": "^[0-9]*$"},
+    },
+    "region": {
+        "label": "Data residency region",
+        "description": "us (default), eu or in: the region the project's data lives in.",
+        "schema": {"type": "string", "enum": ["us", "eu", "in"], "default": "us"},
+    },
+    "workspace_id": {
+        "label": "Workspace ID (Data Views only)",
+        "description": "Only for projects with Data Views: the global view's numeric workspace id. "
+        "Leave empty otherwise.",
+        "schema": {"type": ["string", "null"], "default": "", "pattern": "^[0-9]*$"},
+    },
+    "project_timezone": {
+        "label": "Project timezone (projects created before 2023)",
+        "description": "IANA zone, e.g. America/New_York. Set it only for projects created "
+        "before 2023, whose event times are local wall-clock time; leave empty otherwise.",
+        "schema": {"type": ["string", "null"], "default": "", "examples": TIMEZONE_EXAMPLES},
+    },
+}
+
 
 def get_provider_info() -> dict[str, Any]:
     return {
@@ -44,40 +89,26 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-name": "Mixpanel",
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "port"],
+                    # Airflow draws the standard fields in its own order (host before login); the
+                    # label says the base URL is optional, so it reads as skippable.
                     "relabeling": {
                         "login": "Service account username",
                         "password": "Service account secret",
                         "host": "API base URL (optional)",
                     },
+                    # Airflow 3.3 shows the standard fields' placeholders; the extra fields' ones
+                    # reach Airflow 2.11's form (3.3 has no placeholder for them: see descriptions).
                     "placeholders": {
                         "login": "my-service-account.123456.mp-service-account",
                         "password": "service account secret (or a legacy project secret, login empty)",
                         "host": "leave empty for Mixpanel's own hosts; a proxy or test server URL",
+                        "project_id": "e.g. 2195193",
+                        "region": "us, eu or in",
+                        "workspace_id": "only for projects with Data Views",
+                        "project_timezone": "e.g. America/New_York; empty for projects from 2023 on",
                     },
                 },
-                "conn-fields": {
-                    "project_id": {
-                        "label": "Project ID",
-                        "description": "Numeric Mixpanel project id (Project Settings > Overview).",
-                        "schema": {"type": ["integer", "string", "null"]},
-                    },
-                    "region": {
-                        "label": "Data residency region",
-                        "description": "us (default), eu or in: the region the project's data lives in.",
-                        "schema": {"type": ["string", "null"], "enum": ["us", "eu", "in", None], "default": "us"},
-                    },
-                    "workspace_id": {
-                        "label": "Workspace ID",
-                        "description": "Only for projects with Data Views: the global view's workspace id.",
-                        "schema": {"type": ["integer", "string", "null"]},
-                    },
-                    "project_timezone": {
-                        "label": "Project timezone (projects created before 2023)",
-                        "description": "IANA zone, e.g. America/New_York. Set it only for projects created "
-                        "before 2023, whose event times are local wall-clock time.",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                },
+                "conn-fields": CONN_FIELDS,
             }
         ],
     }

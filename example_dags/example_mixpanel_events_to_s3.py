@@ -3,7 +3,9 @@ the five days before it exported again for the events Mixpanel received late.
 
 No dates are given, so each run exports the complete days of its data interval, or, when that is
 empty (Airflow 3's default cron timetable), the day before the run: yesterday, on Airflow 2 and 3
-alike. ``{window}`` in the key becomes each day exported (``2024-03-01``).
+alike. ``{window}`` in the key becomes each day exported (``2024-03-01``). The task's Rendered
+Templates show the run's day as ``from_date`` / ``to_date``; its XCom names every day exported,
+look-back included; the Assets page lists the exported events (``outlets``).
 
 ``lookback_days=5`` re-exports the five days before yesterday and replaces each of them whole:
 Mixpanel keeps accepting events for days after their time (mobile SDKs flush late, ``/track``
@@ -25,7 +27,12 @@ try:  # Airflow 3
 except ImportError:  # Airflow 2.11
     from airflow import DAG
 
+from airflow_provider_mixpanel._compat import Asset
 from airflow_provider_mixpanel.transfers.mixpanel_to_s3 import MixpanelStreamToS3Operator
+
+# What the Assets page lists as this DAG's output. An asset is fixed when the DAG is parsed, so it
+# names the default bucket: name yours (the Variable mixpanel_s3_bucket) here.
+MIXPANEL_EVENTS = Asset("s3://my-mixpanel-exports/mixpanel/events")
 
 with DAG(
     dag_id="example_mixpanel_events_to_s3",
@@ -43,5 +50,6 @@ with DAG(
         # Yesterday and the 5 days before it: 6 requests and ~6x one day's bytes per run.
         lookback_days=5,
         pool="mixpanel_export",
+        outlets=[MIXPANEL_EVENTS],
     )
     # [END howto_operator_mixpanel_to_s3]

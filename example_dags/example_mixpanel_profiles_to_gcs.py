@@ -19,7 +19,12 @@ try:  # Airflow 3
 except ImportError:  # Airflow 2.11
     from airflow import DAG
 
+from airflow_provider_mixpanel._compat import Asset
 from airflow_provider_mixpanel.transfers.mixpanel_to_gcs import MixpanelStreamToGCSOperator
+
+# What the Assets page lists as this DAG's output (fixed at parse time: the default bucket).
+USER_PROFILES = Asset("gs://my-mixpanel-exports/mixpanel/profiles")
+COMPANY_PROFILES = Asset("gs://my-mixpanel-exports/mixpanel/groups/company_id")
 
 with DAG(
     dag_id="example_mixpanel_profiles_to_gcs",
@@ -35,6 +40,7 @@ with DAG(
         stream="profiles",
         bucket="{{ var.value.get('mixpanel_gcs_bucket', 'my-mixpanel-exports') }}",
         object_name="mixpanel/profiles/{{ ds }}/part-{part}.jsonl.gz",
+        outlets=[USER_PROFILES],
     )
     # [END howto_operator_mixpanel_to_gcs]
 
@@ -46,5 +52,6 @@ with DAG(
         data_group_id="company_id",
         bucket="{{ var.value.get('mixpanel_gcs_bucket', 'my-mixpanel-exports') }}",
         object_name="mixpanel/groups/company_id/{{ ds }}/part-{part}.jsonl.gz",
+        outlets=[COMPANY_PROFILES],
     )
     # [END howto_operator_mixpanel_group_profiles_to_gcs]

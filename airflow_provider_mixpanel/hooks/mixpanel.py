@@ -120,7 +120,10 @@ class MixpanelHook(BaseHook):
 
         return {
             name: StringField(
-                lazy_gettext(field["label"]), widget=BS3TextFieldWidget(), description=field["description"]
+                lazy_gettext(field["label"]),
+                widget=BS3TextFieldWidget(),
+                description=field["description"],
+                default=field["schema"].get("default") or None,
             )
             for name, field in _connection_type()["conn-fields"].items()
         }

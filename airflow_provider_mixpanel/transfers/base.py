@@ -63,10 +63,12 @@ from airflow_provider_mixpanel.transfers.identity_parts import IdentityOutput
 from airflow_provider_mixpanel.transfers.outputs import ManifestContext, WindowOutputs
 from airflow_provider_mixpanel.transfers.parts import AirflowTaskAborted, PartFormat, WrittenPart
 from airflow_provider_mixpanel.transfers.progress import Progress
+from airflow_provider_mixpanel.transfers.run_log import plan_lines
 from airflow_provider_mixpanel.transfers.runner import ExportRun, OutputResult
 from airflow_provider_mixpanel.transfers.storage import WINDOW_PLACEHOLDER, common_directory
 from airflow_provider_mixpanel.transfers.windows import (
     PROFILES,
+    RunDays,
     Unit,
     Window,
     days_of_run,
@@ -346,6 +348,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
         self.mixpanel_conn_id = mixpanel_conn_id
         self.mixpanel_hook_kwargs = mixpanel_hook_kwargs
         self._run: ExportRun | None = None  # made by execute: locks and threads live only as long as it
+        self._run_days: RunDays | None = None  # the run's days, when no dates were given (render time)
         self._lineage: _Lineage | None = None
 
     @cached_property
@@ -394,9 +397,8 @@ class BaseMixpanelStreamOperator(BaseOperator):
             destination = destination._replace(name_template=template)
             units = self._units(windows, destination)
         store = self._object_store(destination.bucket)
-        days = f" {windows[0].first}..{windows[-1].last}" if self.stream == "events" else ""
-        what = f"Mixpanel {self.stream}{days}"
-        progress = Progress(what)
+        log.info("Writing to %s", store.uri(common_directory(destination.name_template)))
+        progress = Progress()
         run = ExportRun(
             store=store,
             open_stream=self._open_stream,
@@ -418,7 +420,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
                 self.hook.__dict__.pop("client", None)
         results = [result for output in outputs for result in output.units]
         parts = [part for result in results for part in result.parts]
-        progress.log(final=True)
+        progress.log(final=True, windows=len(windows) if self.stream != "profiles" else None)
         schema_file = self._write_schema_object(store, schema_name) if schema_name is not None else None
         deleted = [uri for output in outputs for uri in output.completed.deleted_stale]
         manifests = [output.completed.manifest for output in outputs if output.completed.manifest is not None]
@@ -522,19 +524,35 @@ class BaseMixpanelStreamOperator(BaseOperator):
             check_identity_template(destination, where=prefix)
         return destination
 
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Render as Airflow does, then, when no dates are given, fill in the run's days, so that
+        Rendered Templates shows the days a run exports (Airflow keeps the rendered fields before
+        ``execute`` runs)."""
+        super().render_template_fields(context, jinja_env)
+        if self.stream != "profiles" and self.from_date is None and self.to_date is None:
+            self._run_days = days_of_run(context, where=task_prefix(self.task_id))
+            self.from_date, self.to_date = str(self._run_days.first), str(self._run_days.last)
+
     def _windows(self, context: Any) -> list[Window]:
         """The windows to export: the rendered dates, or the days of the run when neither is given."""
         if self.stream == "profiles":
             return [PROFILES]
         prefix = task_prefix(self.task_id)
-        if self.from_date is None and self.to_date is None:
-            first, last, reason = days_of_run(context or {}, where=prefix)
-            log.info("Exporting %s to %s: from_date and to_date are not given, so %s.", first, last, reason)
+        run_days = self._run_days
+        if run_days is None and self.from_date is None and self.to_date is None:  # execute() called directly
+            run_days = days_of_run(context or {}, where=prefix)
+        if run_days is not None:
+            first, last = run_days.first, run_days.last
         else:
             first, last = date_range(self.from_date, self.to_date, where=prefix)  # type: ignore[arg-type]
         # An Iceberg table is committed a day (or hour window) at a time.
         window_days = self.window_days or (1 if self.iceberg_table is not None else None)
-        return plan_windows(first, last, window_days, window_hours=self.window_hours, lookback_days=self.lookback_days)
+        windows = plan_windows(
+            first, last, window_days, window_hours=self.window_hours, lookback_days=self.lookback_days
+        )
+        for line in plan_lines(self.stream, windows, run_days=run_days, lookback_days=self.lookback_days):
+            log.info("%s", line)
+        return windows
 
     def _open_stream(self, window: Window, identity: IdentityMappings | None = None) -> RecordStream:
         """The JSONL lines of one window (the request is sent on the first ``next()``); with

@@ -23,6 +23,7 @@ from airflow_provider_mixpanel.transfers.manifest import (
     encode_manifest,
     manifest_name,
 )
+from airflow_provider_mixpanel.transfers.run_log import window_line
 from airflow_provider_mixpanel.transfers.storage import PART_PLACEHOLDER, output_pattern, output_prefix
 from airflow_provider_mixpanel.transfers.windows import window_where
 
@@ -107,6 +108,13 @@ class WindowOutputs:
         :param parts: the parts written, in order.
         :param exported_at: when the (earliest) export request of these windows was sent.
         """
+        completed = self._finish(template, windows, parts, exported_at)
+        log.info("%s", window_line(windows, parts))
+        return completed
+
+    def _finish(
+        self, template: str, windows: Sequence[Window], parts: Sequence[WrittenPart], exported_at: datetime
+    ) -> Completed:
         if PART_PLACEHOLDER not in template and self.manifest is None and self.table is None:
             return Completed([], None)  # one fixed object: nothing stale, nothing to list
         pattern = output_pattern(template)
@@ -149,7 +157,7 @@ class WindowOutputs:
         )
         self.store.put(name, encode_manifest(manifest), MANIFEST_CONTENT_TYPE)
         uri = self.store.uri(name)
-        log.info("Wrote %s: %d part(s), %d records, %d bytes", uri, len(parts), manifest["records"], manifest["bytes"])
+        log.debug("Wrote %s: %d part(s), %d records, %d bytes", uri, len(parts), manifest["records"], manifest["bytes"])
         return uri
 
     def _stored(self, part: WrittenPart, listed: dict[str, StoredObject]) -> StoredObject:

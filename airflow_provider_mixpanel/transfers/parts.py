@@ -186,7 +186,7 @@ class PartWriter:
         upload.commit()
         uri = self.store.uri(upload.name)
         self.parts.append(WrittenPart(upload.name, uri, self._part_records, self._part_bytes))
-        log.info("Committed %s (%s records, %s bytes)", uri, self._part_records, self._part_bytes)
+        log.debug("Committed %s (%s records, %s bytes)", uri, self._part_records, self._part_bytes)
         self.next_part += 1
 
 

@@ -6,6 +6,8 @@ import logging
 import threading
 import time
 
+from airflow_provider_mixpanel.transfers.run_log import summary_line
+
 log = logging.getLogger(__name__)
 
 # A progress line at most this often (seconds): often enough to see a task is alive, rare enough
@@ -13,19 +15,14 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 10.0
 # Elapsed time never counts as less than this (seconds), so a rate never divides by zero.
 MIN_ELAPSED = 1e-9
-# Progress reports decimal megabytes, as network rates are quoted.
-BYTES_PER_MB = 1e6
 
 
 class Progress:
     """Counts what passed and logs it every :data:`PROGRESS_INTERVAL` seconds; windows streaming at
-    once share one.
-
-    :param what: what is exported, for the log line (e.g. ``Mixpanel events 2024-03-01..2024-03-01``).
+    once share one. The task's first log line already says what is exported, so these lines do not.
     """
 
-    def __init__(self, what: str):
-        self.what = what
+    def __init__(self) -> None:
         self.records = 0
         self.bytes_in = 0
         self.bytes_out = 0
@@ -51,15 +48,16 @@ class Progress:
             self._next_log = now + PROGRESS_INTERVAL
             self.log()
 
-    def log(self, *, final: bool = False) -> None:
+    def log(self, *, final: bool = False, windows: int | None = None) -> None:
+        """A progress line, or the summary (``final``) with the number of windows exported."""
         elapsed = max(time.monotonic() - self.started, MIN_ELAPSED)
-        log.info(
-            "%s %s: %s records, %.1f MB encoded, %.1f MB written, %s records/s, %.1f MB/s",
-            self.what,
-            "done" if final else "progress",
-            f"{self.records:,}",
-            self.bytes_in / BYTES_PER_MB,
-            self.bytes_out / BYTES_PER_MB,
-            f"{self.records / elapsed:,.0f}",
-            self.bytes_in / BYTES_PER_MB / elapsed,
-        )
+        with self._lock:
+            line = summary_line(
+                final=final,
+                records=self.records,
+                bytes_in=self.bytes_in,
+                bytes_out=self.bytes_out,
+                seconds=elapsed,
+                windows=windows,
+            )
+        log.info("%s", line)

