@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 AIRFLOW_2_VERSION ?= 2.11.2
 
-.PHONY: install test test-airflow2 lint unit demo docs bench build clean
+.PHONY: install test test-airflow2 lint unit fuzz demo docs bench build clean races
 
 install: $(STAMP)
 
@@ -34,9 +34,19 @@ unit: install
 
 test: lint unit
 
+# The differential fuzz of the line roads (tests/unit/test_roads_fuzz.py) with the "fuzz" hypothesis
+# profile: 10,000 examples per test instead of the 150 of `make test` (about half an hour on two busy cores).
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -p no:logging -q --timeout=0 --hypothesis-show-statistics tests/unit/test_roads_fuzz.py
+
 # The same suite on Airflow 2.11, in a venv of its own.
 test-airflow2:
 	$(MAKE) unit VENV=.venv-airflow2 AIRFLOW_VERSION=$(AIRFLOW_2_VERSION) GROUPS=test
+
+# Two tasks racing for one window, many more times than `make test` does (RACES per store).
+RACES ?= 100
+races: install
+	MIXPANEL_RACES=$(RACES) $(BIN)/python -m pytest tests/integration/transfers/test_concurrent_writers.py -s -p no:logging
 
 demo: install
 	$(BIN)/python scripts/demo.py

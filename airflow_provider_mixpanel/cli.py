@@ -1,4 +1,6 @@
-"""``mixpanel-stream``: Mixpanel events or profiles as JSONL on stdout, or as JSONL or Parquet in a file.
+"""``mixpanel-stream``: Mixpanel records of any kind (events, profiles, cohorts...) as JSONL on
+stdout, or as JSONL or Parquet in a file. One subcommand per stream kind, its options generated
+from the kind's arguments (:mod:`airflow_provider_mixpanel.kinds`).
 
 Each line is the hook's record serialized exactly as the operators write it, so a file from the
 command and an object from an operator agree byte for byte (Parquet: the operators' columns).
@@ -21,6 +23,7 @@ from typing import IO, Any
 from airflow_provider_mixpanel import __version__
 from airflow_provider_mixpanel.cli_retry import RetryPlan, add_retry_arguments, retry_plan
 from airflow_provider_mixpanel.env_connection import connection_from_environment
+from airflow_provider_mixpanel.kinds import KINDS, StreamKind
 from airflow_provider_mixpanel.output_file import WRITE_BUFFER_BYTES, OutputFile
 from airflow_provider_mixpanel.schemas import OUTPUT_FORMATS
 from airflow_provider_mixpanel.terminal_progress import Progress, is_terminal
@@ -35,8 +38,8 @@ EXIT_USAGE = 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Stream Mixpanel raw events or user/group profiles as JSONL on stdout, one record per line, "
-        "through an Airflow 'mixpanel' connection; or into a JSONL or Parquet file with --output.",
+        description="Stream Mixpanel records (events, profiles, cohorts...) as JSONL on stdout, one record per "
+        "line, through an Airflow 'mixpanel' connection; or into a JSONL or Parquet file with --output.",
         epilog="Examples:\n"
         f"  {PROG} events --from 2024-03-01 --to 2024-03-01 | head -n 3\n"
         f"  {PROG} events --from 2024-03-01 --to 2024-03-07 --event Purchase --raw > purchases.jsonl\n"
@@ -56,7 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
     selection.add_argument(
         "--raw", action="store_true", help="write records exactly as Mixpanel sent them instead of normalized"
     )
-    selection.add_argument("--where", help='a Mixpanel filter expression, e.g. \'properties["plan"] == "pro"\'')
     common.add_argument(
         "--format",
         dest="output_format",
@@ -74,45 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs on errors")
     add_retry_arguments(common)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{events,profiles,identity}")
-
-    events = commands.add_parser(
-        "events",
-        parents=[common, selection],
-        help="raw events of a date range (Raw Event Export API)",
-        description="Stream raw events of an inclusive range of days.",
+    common.add_argument(
+        "--skip-malformed", action="store_true", help="skip records that are not JSON objects instead of failing"
     )
-    events.add_argument("--from", dest="from_date", required=True, metavar="YYYY-MM-DD", help="first day")
-    events.add_argument("--to", dest="to_date", required=True, metavar="YYYY-MM-DD", help="last day (inclusive)")
-    events.add_argument(
-        "--event", action="append", dest="events", metavar="NAME", help="only this event name (repeat for more)"
-    )
-    events.add_argument("--limit", type=int, help="at most this many events (Mixpanel allows up to 100000)")
-    events.add_argument("--time-in-ms", action="store_true", help="ask for millisecond timestamps")
-    events.add_argument(
-        "--skip-malformed", action="store_true", help="skip lines that are not JSON objects instead of failing"
-    )
-
-    profiles = commands.add_parser(
-        "profiles",
-        parents=[common, selection],
-        help="user or group profiles (Engage API)",
-        description="Stream user profiles, or group profiles with --data-group-id.",
-    )
-    profiles.add_argument("--cohort-id", type=int, metavar="N", help="only members of this cohort")
-    profiles.add_argument(
-        "--output-property",
-        action="append",
-        dest="output_properties",
-        metavar="NAME",
-        help="only this property (repeat for more)",
-    )
-    profiles.add_argument(
-        "--distinct-id", action="append", dest="distinct_ids", metavar="ID", help="only this profile (repeat)"
-    )
-    profiles.add_argument("--data-group-id", metavar="KEY", help="group profiles of this group key")
-    profiles.add_argument("--page-size", type=int, metavar="N", help="profiles per request (Mixpanel's default 1000)")
-
+    names = [*KINDS, "identity"]
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(names) + "}")
+    for kind in KINDS.values():
+        _add_kind(commands, kind, [common, selection])
+    # Derived from the events' lines, not a kind of its own: the same records raw or normalized.
     identity = commands.add_parser(
         "identity",
         parents=[common],
@@ -123,10 +94,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     identity.add_argument("--from", dest="from_date", required=True, metavar="YYYY-MM-DD", help="first day")
     identity.add_argument("--to", dest="to_date", required=True, metavar="YYYY-MM-DD", help="last day (inclusive)")
-    identity.add_argument(
-        "--skip-malformed", action="store_true", help="skip lines that are not JSON objects instead of failing"
-    )
     return parser
+
+
+def _add_kind(commands: Any, kind: StreamKind, parents: list[argparse.ArgumentParser]) -> None:
+    """The subcommand of one kind: its days when it is dated, then its query's arguments."""
+    dated = "an inclusive range of days" if kind.dated else "a snapshot of the project now"
+    command = commands.add_parser(
+        kind.name, parents=parents, help=kind.summary, description=f"Stream {kind.summary}: {dated}."
+    )
+    if kind.dated:
+        command.add_argument("--from", dest="from_date", required=True, metavar="YYYY-MM-DD", help="first day")
+        command.add_argument("--to", dest="to_date", required=True, metavar="YYYY-MM-DD", help="last day (inclusive)")
+    for name, spec in kind.query_type.arguments().items():
+        if spec.flag is None:
+            continue
+        if spec.metavar is None:  # a switch
+            command.add_argument(spec.flag, dest=name, action="store_const", const=True, help=spec.help)
+        elif spec.repeat:
+            help_text = f"{spec.help} (repeat for more)"
+            command.add_argument(spec.flag, dest=name, action="append", metavar=spec.metavar, help=help_text)
+        else:
+            command.add_argument(spec.flag, dest=name, type=spec.cli_type, metavar=spec.metavar, help=spec.help)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,14 +249,8 @@ def _open_stream(args: argparse.Namespace, connection: Any, retry: RetryPlan) ->
 
     from airflow_provider_mixpanel.client import MixpanelClient
     from airflow_provider_mixpanel.connection import legacy_secret_notice, settings_from_connection
-    from airflow_provider_mixpanel.streams import (
-        EventQuery,
-        ProfileQuery,
-        open_event_stream,
-        open_identity_stream,
-        open_profile_stream,
-        open_raw_event_chunks,
-    )
+    from airflow_provider_mixpanel.kinds import Opening, open_stream
+    from airflow_provider_mixpanel.streams import open_identity_stream
 
     if connection is None:
         connection = _resolve_connection(args.conn_id)
@@ -292,31 +275,15 @@ def _open_stream(args: argparse.Namespace, connection: Any, retry: RetryPlan) ->
             skip_malformed=args.skip_malformed,
             encode=True,
         )
-    if args.command == "events":
-        query = EventQuery(
-            from_date=args.from_date,
-            to_date=args.to_date,
-            events=args.events,
-            where=args.where,
-            raw=args.raw,
-            time_in_ms=args.time_in_ms,
-            limit=args.limit,
-            skip_malformed=args.skip_malformed,
-        )
-        if args.raw:  # the lines as sent, checked a batch at a time
-            return client, open_raw_event_chunks(client, query)
-        return client, open_event_stream(client, query, timezone=settings.project_timezone, encode=True)
-    profiles = ProfileQuery(
-        where=args.where,
-        raw=args.raw,
-        cohort_id=args.cohort_id,
-        output_properties=args.output_properties,
-        distinct_ids=args.distinct_ids,
-        data_group_id=args.data_group_id,
-        include_all_users=None,
-        page_size=args.page_size,
-    )
-    return client, open_profile_stream(client, profiles, encode=True)
+    kind = KINDS[args.command]
+    query = kind.query_type.build({name: getattr(args, name, None) for name in kind.query_type.arguments()})
+    days = kind.days(getattr(args, "from_date", None), getattr(args, "to_date", None))
+    opening = Opening(query, days, raw=args.raw, encode=True, project_timezone=settings.project_timezone)
+    # Raw lines as sent, checked a batch at a time, where the kind has that road.
+    chunks = kind.raw_chunks(client, opening, skip_malformed=args.skip_malformed) if args.raw else None
+    if chunks is None:
+        chunks = open_stream(client, kind, opening, skip_malformed=args.skip_malformed)
+    return client, chunks
 
 
 def _write(stream: Any, out: IO[bytes], progress: Progress) -> int:

@@ -1,8 +1,11 @@
-"""MixpanelClient: Mixpanel's Raw Event Export and Engage APIs over plain ``requests``.
+"""MixpanelClient: Mixpanel's Raw Event Export, Query (Engage, cohorts, funnels) and App
+(annotations, Lexicon) APIs over plain ``requests``.
 
 No Airflow here: the hook turns a connection into a client. The client owns regions, auth,
-timeouts, retries, pacing within Mixpanel's limits, gzip and engage pagination, and yields raw
-records lazily.
+timeouts, retries, pacing within Mixpanel's limits (one pacer per quota class), gzip and engage
+pagination, and yields raw records lazily. Every endpoint goes through one request loop
+(:meth:`MixpanelClient._records`); the endpoint methods only say what to send and how to read the
+answer. What each dataset asks for is declared by its kind (:mod:`airflow_provider_mixpanel.kinds`).
 
 Retry rule: a request is retried (429, 5xx, connection errors, timeouts) only while none of its
 records has been yielded, so a retry never delivers a record twice. An export that breaks after
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import http.client
 import json
 import logging
@@ -21,9 +25,10 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urlsplit
 
 import requests
@@ -45,7 +50,9 @@ from airflow_provider_mixpanel.errors import (
     error_for_status,
 )
 from airflow_provider_mixpanel.jsonl import convert_lines, loads_object, split_line_batches
-from airflow_provider_mixpanel.pacing import EXPORT_LIMITS, QUERY_LIMITS, RequestPacer, shared_pacer
+from airflow_provider_mixpanel.kinds.events import EventsArguments, EventsQuery
+from airflow_provider_mixpanel.kinds.profiles import ProfilesArguments, ProfilesQuery
+from airflow_provider_mixpanel.pacing import QUOTAS, Quota, RequestPacer, shared_pacer
 from airflow_provider_mixpanel.retry import RetryPolicy, RetryState, is_retryable
 
 __all__ = ["REGIONS", "MixpanelClient"]
@@ -59,22 +66,15 @@ ENGAGE_PATH = "/api/query/engage"
 READ_CHUNK_BYTES = 256 * 1024
 # A gzip read of READ_CHUNK_BYTES can inflate to 5 MB of JSON: handed over in pieces of this size.
 DECOMPRESSED_PIECE_BYTES = 64 * 1024
-# Mixpanel caps one export request's `limit` at this many events.
-MAX_EXPORT_LIMIT = 100_000
 # Error bodies are short JSON; never read more than this of one.
 MAX_ERROR_BODY_BYTES = 64 * 1024
 # Large exports can take minutes before the first byte (peers use 600-1200 s).
 DEFAULT_READ_TIMEOUT = 600.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
-# Profiles asked for per engage page when the caller does not say: 1,000,000 profiles in 21
-# queries (20 pages, then the empty one that ends paging) of the query API's 60 per hour
-# (Mixpanel's own default, 1,000, would need 1,000 queries, about 17 hours of quota). Pages are
-# parsed as they arrive, so a large page costs no memory.
-DEFAULT_ENGAGE_PAGE_SIZE = 50_000
 TERMINATED_EARLY = b"terminated early"
 TERMINATED_EARLY_MAX_LINE = len(TERMINATED_EARLY) + 8  # room for surrounding whitespace
 # Mixpanel allows 100 concurrent export queries per project; keep a connection for each.
-CONNECTION_POOL_SIZE = EXPORT_LIMITS.concurrent
+CONNECTION_POOL_SIZE = QUOTAS[Quota.EXPORT].limits.concurrent
 
 _TRANSPORT_ERRORS = (
     requests.RequestException,
@@ -87,6 +87,25 @@ _TRANSPORT_ERRORS = (
 
 class _TruncatedBody(Exception):
     """The body ended before its gzip end marker, or Mixpanel sent ``terminated early``."""
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One request, as the request loop sends it, and how a break of its body is reported."""
+
+    method: str
+    quota: Quota
+    path: str
+    #: names the request in messages, e.g. ``engage page 3``
+    what: str
+    params: Mapping[str, Any]
+    form: Mapping[str, Any] | None = None
+    #: asked again, the request gives the same answer: a broken body resumes after what was yielded
+    resumable: bool = False
+    noun: str = "records"
+    #: said of a break that cannot resume, after the count
+    unresumed: str = ""
+    again: str = "re-run the whole window"
 
 
 class MixpanelClient:
@@ -130,13 +149,19 @@ class MixpanelClient:
         self.workspace_id = workspace_id
         self.source = source
         base = base_url.rstrip("/") if base_url else None
-        self.export_url = (base or REGIONS[region].export) + EXPORT_PATH
-        self.engage_url = (base or REGIONS[region].query) + ENGAGE_PATH
+        hosts = REGIONS[region]
+        #: the base URL of each quota class's requests
+        self.hosts = {quota: base or getattr(hosts, facts.host) for quota, facts in QUOTAS.items()}
+        self.export_url = self.hosts[Quota.EXPORT] + EXPORT_PATH
+        self.engage_url = self.hosts[Quota.QUERY] + ENGAGE_PATH
         self.timeout = (connect_timeout, read_timeout)
         self.retry_policy = retry_policy or RetryPolicy()
         self._sleep = sleep
-        self._export_pacer = shared_pacer(self.export_url, project_id, EXPORT_LIMITS) if pacing else None
-        self._query_pacer = shared_pacer(self.engage_url, project_id, QUERY_LIMITS) if pacing else None
+        self._pacers = (
+            {q: shared_pacer(f"{self.hosts[q]}#{q.value}", project_id, f.limits) for q, f in QUOTAS.items()}
+            if pacing
+            else {}
+        )
         if session is None:
             session = requests.Session()
             # Room for every export stream an operator may run at once (max_active_windows).
@@ -191,64 +216,28 @@ class MixpanelClient:
                 f"Mixpanel {what} was cancelled: the task was killed or another window failed."
             )
 
-    # ---------------------------------------------------------------- export
+    # ---------------------------------------------------------------- endpoints
 
     def export_lines(
-        self,
-        from_date: date | str,
-        to_date: date | str,
-        *,
-        events: Iterable[str] | str | None = None,
-        where: str | None = None,
-        limit: int | None = None,
-        time_in_ms: bool = False,
+        self, from_date: date | str, to_date: date | str, **arguments: Unpack[EventsArguments]
     ) -> Iterator[bytes]:
         """Yield each line of ``GET /api/2.0/export`` as bytes, exactly as Mixpanel sent it
         (without its ``\\n``). ``from_date`` and ``to_date`` are inclusive days (a ``datetime``
-        counts as its date)."""
-        params = self._export_params(from_date, to_date, events, where, limit, time_in_ms)
-        return _Lines(self._stream_export(params))
+        counts as its date).
+
+        :param arguments: ``events``, ``where``, ``limit``, ``time_in_ms``: see
+            :class:`~airflow_provider_mixpanel.kinds.events.EventsQuery`.
+        """
+        days = parse_date(from_date, "from_date"), parse_date(to_date, "to_date")
+        return self.export(EventsQuery.build(arguments).params(*days))
 
     def export_line_batches(
-        self,
-        from_date: date | str,
-        to_date: date | str,
-        *,
-        events: Iterable[str] | str | None = None,
-        where: str | None = None,
-        limit: int | None = None,
-        time_in_ms: bool = False,
+        self, from_date: date | str, to_date: date | str, **arguments: Unpack[EventsArguments]
     ) -> Generator[list[bytes], None, None]:
         """:meth:`export_lines`, a list at a time: the lines each read of the body completed (one
         step of Python per read instead of one per line, for a consumer that can take them so)."""
-        return self._stream_export(self._export_params(from_date, to_date, events, where, limit, time_in_ms))
-
-    def _export_params(
-        self,
-        from_date: date | str,
-        to_date: date | str,
-        events: Iterable[str] | str | None,
-        where: str | None,
-        limit: int | None,
-        time_in_ms: bool,
-    ) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "from_date": parse_date(from_date, "from_date").isoformat(),
-            "to_date": parse_date(to_date, "to_date").isoformat(),
-        }
-        if events:
-            names = [events] if isinstance(events, str) else list(events)
-            params["event"] = json.dumps(names, ensure_ascii=False)
-        if where:
-            params["where"] = where
-        if limit is not None:
-            if not 0 < limit <= MAX_EXPORT_LIMIT:
-                raise MixpanelConfigError(f"limit={limit!r}: Mixpanel accepts 1 to {MAX_EXPORT_LIMIT}.")
-            params["limit"] = limit
-        if time_in_ms:
-            params["time_in_ms"] = "true"
-        params.update(self._project_params(query_api=False))
-        return params
+        days = parse_date(from_date, "from_date"), parse_date(to_date, "to_date")
+        return self.export_batches(EventsQuery.build(arguments).params(*days))
 
     def export_events(
         self,
@@ -256,67 +245,49 @@ class MixpanelClient:
         to_date: date | str,
         *,
         on_malformed: Callable[[bytes, MixpanelMalformedRecordError], None] | None = None,
-        **filters: Any,
+        **arguments: Unpack[EventsArguments],
     ) -> Iterator[dict[str, Any]]:
         """Yield each exported event as parsed, ``{"event": ..., "properties": {...}}``.
 
-        :param filters: ``events``, ``where``, ``limit``, ``time_in_ms``, as :meth:`export_lines` takes them.
+        :param arguments: ``events``, ``where``, ``limit``, ``time_in_ms``, as :meth:`export_lines` takes them.
         :param on_malformed: called with a line that is not a JSON object and the error, which
             then is skipped; ``None`` (the default) raises
             :class:`~airflow_provider_mixpanel.errors.MixpanelMalformedRecordError` instead.
         """
-        return convert_lines(self.export_lines(from_date, to_date, **filters), loads_object, on_malformed)
+        return convert_lines(self.export_lines(from_date, to_date, **arguments), loads_object, on_malformed)
 
-    def _stream_export(self, params: dict[str, Any]) -> Generator[list[bytes], None, None]:
-        what = f"export {params['from_date']}..{params['to_date']}"
-        state = RetryState(self.retry_policy)
-        while True:
-            response = self._send("GET", self.export_url, what=what, state=state, params=params)
-            yielded = 0
-            try:
-                for lines in split_line_batches(_body_chunks(response)):
-                    # Only a short line can be the marker: no strip() on every event line.
-                    marker = _terminated_early_at(lines) if min(map(len, lines)) < TERMINATED_EARLY_MAX_LINE else -1
-                    if marker >= 0:
-                        if marker:
-                            yield lines[:marker]
-                        yielded += marker
-                        raise _TruncatedBody("Mixpanel sent 'terminated early'")
-                    yield lines
-                    yielded += len(lines)
-                return
-            except (_TruncatedBody, *_TRANSPORT_ERRORS) as err:
-                self._check_not_cancelled(what)
-                reason = _describe_transport_error(err)
-                if yielded:
-                    raise MixpanelStreamInterruptedError(
-                        f"The Mixpanel {what} stream broke after {yielded} records: {reason}. "
-                        "Records already delivered were not repeated; re-run the whole window "
-                        "(the operators do this by themselves, replacing the partial output).",
-                        records_yielded=yielded,
-                    ) from err
-                broken = (reason, err)
-            finally:
-                self._done_with(response, self._export_pacer)
-            # Waited out after the response and its pacer slot are let go, not while holding them.
-            reason, cause = broken
-            self._wait_or_raise(state, MixpanelServerError(reason), what=what, cause=cause)
-
-    # ---------------------------------------------------------------- engage
-
-    def query_profiles(
-        self,
-        *,
-        where: str | None = None,
-        output_properties: Iterable[str] | str | None = None,
-        cohort_id: int | None = None,
-        distinct_ids: Iterable[str] | str | None = None,
-        data_group_id: str | None = None,
-        include_all_users: bool | None = None,
-        page_size: int | None = None,
-    ) -> Iterator[dict[str, Any]]:
+    def query_profiles(self, **arguments: Unpack[ProfilesArguments]) -> Iterator[dict[str, Any]]:
         """Yield each profile of ``POST /api/query/engage``, ``{"$distinct_id": ..., "$properties": {...}}``,
         page after page, each page parsed as it arrives (never held whole).
+
+        :param arguments: ``where``, ``cohort_id``, ``output_properties``, ``distinct_ids``,
+            ``data_group_id``, ``include_all_users``, ``page_size``: see
+            :class:`~airflow_provider_mixpanel.kinds.profiles.ProfilesQuery`.
+        """
+        return convert_lines(self.query_profile_lines(**arguments), loads_object, None)
+
+    def query_profile_lines(self, **arguments: Unpack[ProfilesArguments]) -> Iterator[bytes]:
+        """Like :meth:`query_profiles`, but yield each profile as bytes: the engage result's own
+        JSON text, compact (no whitespace outside strings) and otherwise exactly as Mixpanel sent
+        it (number forms, escapes, integers of any width, key order); a control character left
+        unescaped inside a string is written back escaped."""
+        return self.engage(ProfilesQuery.build(arguments).form())
+
+    def export(self, params: Mapping[str, Any]) -> Iterator[bytes]:
+        """The lines of ``GET /api/2.0/export`` with these parameters (``from_date``, ``to_date``...).
+
+        Export requests are retried only before their first line: a stream that breaks later
+        raises :class:`~airflow_provider_mixpanel.errors.MixpanelStreamInterruptedError`."""
+        return _each(self.export_batches(params))
+
+    def export_batches(self, params: Mapping[str, Any]) -> Generator[list[bytes], None, None]:
+        """:meth:`export`, a list of lines at a time (those each read of the body completed)."""
+        what = f"export {params['from_date']}..{params['to_date']} stream"
+        call = _Call("GET", Quota.EXPORT, EXPORT_PATH, what, params={**params, **self._project_params(Quota.EXPORT)})
+        return self._record_batches(call, _export_batches)
+
+    def engage(self, form: Mapping[str, Any]) -> Iterator[bytes]:
+        """The results of ``POST /api/query/engage`` with this form, page after page.
 
         Paging stops on an empty page, on a missing ``session_id``, or on a page shorter than the
         page size the server itself reported; never on a short page alone, since a server that
@@ -325,58 +296,7 @@ class MixpanelClient:
         body breaks is asked for again (same ``session_id`` and page) and resumes after the
         profiles already yielded.
         """
-        lines = self.query_profile_lines(
-            where=where,
-            output_properties=output_properties,
-            cohort_id=cohort_id,
-            distinct_ids=distinct_ids,
-            data_group_id=data_group_id,
-            include_all_users=include_all_users,
-            page_size=page_size,
-        )
-        return convert_lines(lines, loads_object, None)
-
-    def query_profile_lines(
-        self,
-        *,
-        where: str | None = None,
-        output_properties: Iterable[str] | str | None = None,
-        cohort_id: int | None = None,
-        distinct_ids: Iterable[str] | str | None = None,
-        data_group_id: str | None = None,
-        include_all_users: bool | None = None,
-        page_size: int | None = None,
-    ) -> Iterator[bytes]:
-        """Like :meth:`query_profiles`, but yield each profile as bytes: the engage result's own
-        JSON text, compact (no whitespace outside strings) and otherwise exactly as Mixpanel sent
-        it (number forms, escapes, integers of any width, key order); a control character left
-        unescaped inside a string is written back escaped."""
-        form: dict[str, Any] = {}
-        if where:
-            form["where"] = where
-        if output_properties is not None:
-            names = [output_properties] if isinstance(output_properties, str) else list(output_properties)
-            form["output_properties"] = json.dumps(names, ensure_ascii=False)
-        if cohort_id is not None:
-            form["filter_by_cohort"] = json.dumps({"id": cohort_id})
-        if include_all_users is not None:
-            if cohort_id is None:
-                raise MixpanelConfigError("include_all_users applies only with cohort_id: set cohort_id or drop it.")
-            form["include_all_users"] = "true" if include_all_users else "false"
-        if distinct_ids is not None:
-            ids = [distinct_ids] if isinstance(distinct_ids, str) else list(distinct_ids)
-            form["distinct_ids"] = json.dumps(ids, ensure_ascii=False)
-        if data_group_id is not None:
-            form["data_group_id"] = str(data_group_id)
-        if page_size is None:
-            page_size = DEFAULT_ENGAGE_PAGE_SIZE
-        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
-            raise MixpanelConfigError(f"page_size={page_size!r}: it must be a positive number of profiles.")
-        form["page_size"] = page_size
-        return self._paginate_engage(form)
-
-    def _paginate_engage(self, form: dict[str, Any]) -> Iterator[bytes]:
-        params = self._project_params(query_api=True)
+        params = self._project_params(Quota.QUERY)
         page = 0
         session_id: str | None = None
         reported_page_size: int | None = None
@@ -384,7 +304,21 @@ class MixpanelClient:
             body = dict(form)
             if session_id is not None:
                 body.update(session_id=session_id, page=page)
-            result = yield from self._engage_page(params, body, page)
+            call = _Call(
+                "POST",
+                Quota.QUERY,
+                ENGAGE_PATH,
+                f"engage page {page}",
+                params=params,
+                form=body,
+                # Page 0 asked again opens a new session, whose order nothing promises to be the
+                # same: skipping what was yielded could lose or repeat profiles.
+                resumable=session_id is not None,
+                noun="profiles",
+                unresumed=", before Mixpanel named its session",
+                again="stream the profiles again",
+            )
+            result: EngagePage = yield from _each(self._record_batches(call, _engage_batches))
             if page == 0:
                 reported_page_size = result.page_size
             session_id = result.session_id
@@ -395,81 +329,127 @@ class MixpanelClient:
                 return
             page += 1
 
-    def _engage_page(
-        self, params: dict[str, Any], body: dict[str, Any], page: int
-    ) -> Generator[bytes, None, EngagePage]:
-        """Yield the profiles of one page (their compact JSON text); asked again after a break,
-        skipping those yielded.
-        Returns what the page said (session id, page size, how many profiles it held)."""
-        what = f"engage page {page}"
+    def fetch_json(
+        self,
+        quota: Quota,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        form: Mapping[str, Any] | None = None,
+        items: Callable[[bytes, str], list[bytes]] | None = None,
+    ) -> Iterator[bytes]:
+        """One JSON answer (a list of cohorts, annotations, Lexicon schemas...), read whole (these
+        answers are small): its body, or the records ``items`` finds in it (``items(body, what)``;
+        raising :class:`~airflow_provider_mixpanel.errors.MixpanelServerError` for a body that is
+        not the answer asks for it again). The project's parameters are added.
+
+        :param path: below the quota's host, e.g. ``/api/query/cohorts/list``; ``{project_id}``
+            is replaced by the connection's project id.
+        """
+        if "{project_id}" in path:
+            if self.project_id is None:
+                raise MixpanelConfigError(
+                    f"Mixpanel {what} is asked for by project id: set extra 'project_id' in {self.source}."
+                )
+            path = path.replace("{project_id}", str(self.project_id))
+        call = _Call(method, quota, path, what, params={**(params or {}), **self._project_params(quota)}, form=form)
+        return _each(self._record_batches(call, functools.partial(_whole_body, items=items)))
+
+    # ---------------------------------------------------------------- the request loop
+
+    def _record_batches(
+        self, call: _Call, read: Callable[[Iterator[bytes], str], Generator[list[bytes], None, Any]]
+    ) -> Generator[list[bytes], None, Any]:
+        """The one request loop: send ``call`` (paced, retried by the policy, Retry-After and the
+        hourly quota honoured), read its body with ``read`` (batches of records), and yield the
+        batches (never an empty one).
+
+        A body that breaks before any record was yielded is asked for again; after, it is asked
+        for again only when ``call.resumable`` (the same answer comes back), skipping the records
+        already yielded, and otherwise raises
+        :class:`~airflow_provider_mixpanel.errors.MixpanelStreamInterruptedError`.
+        Returns what ``read`` returned (an engage page's envelope).
+        """
         state = RetryState(self.retry_policy)
+        pacer = self._pacers.get(call.quota)
         yielded = 0
         while True:
-            response = self._send("POST", self.engage_url, what=what, state=state, params=params, data=body)
+            response = self._send(call, state, pacer)
             seen = 0
             try:
-                page_reader = read_engage_page(_body_chunks(response), what=what)
-                for profile in page_reader:
-                    seen += 1
-                    if seen <= yielded:  # delivered before the page broke: never twice
-                        continue
-                    if profile[:1] != b"{":
-                        raise MixpanelMalformedRecordError(
-                            f"Mixpanel {what} holds a result that is not an object: "
-                            f"{profile[:100].decode('utf-8', 'replace')!r}"
-                        )
-                    yield profile
-                    yielded += 1
-                assert page_reader.result is not None  # set once the page is read to its end
-                return page_reader.result
+                batches = read(_body_chunks(response), call.what)
+                while True:
+                    try:
+                        batch = next(batches)
+                    except StopIteration as done:
+                        return done.value
+                    skip = yielded - seen  # delivered before the body broke: never twice
+                    seen += len(batch)
+                    if skip > 0:
+                        batch = batch[skip:]
+                    if batch:
+                        delivered = len(batch)  # counted first: a consumer may extend the list it is given
+                        yield batch
+                        yielded += delivered
             except (_TruncatedBody, MixpanelServerError, *_TRANSPORT_ERRORS) as err:
-                self._check_not_cancelled(what)
-                # A body cut short, or not an engage page at all (a proxy's error page): ask again.
+                self._check_not_cancelled(call.what)
+                # A body cut short, or not the answer at all (a proxy's error page): ask again.
                 reason = err.message if isinstance(err, MixpanelServerError) else _describe_transport_error(err)
-                if yielded and "session_id" not in body:
-                    # Page 0 asked again opens a new session, whose order nothing promises to be
-                    # the same: skipping what was yielded could lose or repeat profiles.
+                if yielded and not call.resumable:
                     raise MixpanelStreamInterruptedError(
-                        f"The Mixpanel {what} broke after {yielded} profiles, before Mixpanel named its "
-                        f"session: {reason}. Profiles already delivered were not repeated; stream the "
-                        "profiles again (the operators do this by themselves, replacing the partial output).",
+                        f"The Mixpanel {call.what} broke after {yielded} {call.noun}{call.unresumed}: {reason}. "
+                        f"{call.noun.capitalize()} already delivered were not repeated; {call.again} (the operators "
+                        "do this by themselves, replacing the partial output).",
                         records_yielded=yielded,
                     ) from err
-                log.warning("Mixpanel %s broke after %d profiles (%s); asking for it again.", what, seen, reason)
+                if yielded:
+                    log.warning(
+                        "Mixpanel %s broke after %d %s (%s); asking for it again.", call.what, seen, call.noun, reason
+                    )
                 broken = (reason, err)
             finally:
-                self._done_with(response, self._query_pacer)
+                self._done_with(response, pacer)
+            # Waited out after the response and its pacer slot are let go, not while holding them.
             reason, cause = broken
-            self._wait_or_raise(state, MixpanelServerError(reason), what=what, cause=cause)
+            self._wait_or_raise(state, MixpanelServerError(reason), what=call.what, cause=cause, quota=call.quota)
 
-    # ---------------------------------------------------------------- HTTP
-
-    def _project_params(self, *, query_api: bool) -> dict[str, Any]:
-        if not self.username:  # legacy project-secret auth identifies the project by the secret
-            return {}
+    def _project_params(self, quota: Quota) -> dict[str, Any]:
+        """The parameters that name the project: service accounts send ``project_id`` (the query
+        API also ``workspace_id``); the App API names it in its path instead."""
+        if not self.username or quota in (Quota.APP, Quota.LEXICON):
+            return {}  # legacy project-secret auth identifies the project by the secret
         params: dict[str, Any] = {"project_id": self.project_id}
-        if query_api and self.workspace_id is not None:
+        if quota is Quota.QUERY and self.workspace_id is not None:
             params["workspace_id"] = self.workspace_id
         return params
 
-    def _send(self, method: str, url: str, *, what: str, state: RetryState, **kwargs: Any) -> requests.Response:
+    def _send(self, call: _Call, state: RetryState, pacer: RequestPacer | None) -> requests.Response:
         """Send one request within Mixpanel's limits, retrying 429, 5xx and connection errors
         by ``state``'s policy; return a 2xx response, holding a pacer slot that the caller
         releases when done with it."""
         headers = {"Accept-Encoding": "gzip"}
-        pacer = self._export_pacer if url == self.export_url else self._query_pacer
+        what = call.what
+        url = self.hosts[call.quota] + call.path
         while True:
             if pacer is not None:
                 pacer.acquire()
             try:
                 self._check_not_cancelled(what)
                 response = self._session.request(
-                    method, url, headers=headers, timeout=self.timeout, stream=True, **kwargs
+                    call.method,
+                    url,
+                    params=call.params,
+                    data=call.form,
+                    headers=headers,
+                    timeout=self.timeout,
+                    stream=True,
                 )
             except requests.RequestException as err:
                 self._release(pacer)
-                reason = _describe_transport_error(err, urlsplit(url).netloc)
-                self._wait_or_raise(state, MixpanelServerError(reason), what=what, cause=err)
+                broken = MixpanelServerError(_describe_transport_error(err, urlsplit(url).netloc))
+                self._wait_or_raise(state, broken, what=what, cause=err, quota=call.quota)
                 continue
             except BaseException:  # cancelled, or anything unexpected: never keep the slot
                 self._release(pacer)
@@ -485,7 +465,7 @@ class MixpanelClient:
             self._release(pacer)
             if not is_retryable(error):
                 raise error
-            self._wait_or_raise(state, error, what=what, cause=None)
+            self._wait_or_raise(state, error, what=what, cause=None, quota=call.quota)
 
     def _done_with(self, response: requests.Response, pacer: RequestPacer | None) -> None:
         with self._open_lock:
@@ -499,13 +479,20 @@ class MixpanelClient:
             pacer.release()
 
     def _wait_or_raise(
-        self, state: RetryState, error: MixpanelError, *, what: str, cause: BaseException | None
+        self,
+        state: RetryState,
+        error: MixpanelError,
+        *,
+        what: str,
+        cause: BaseException | None,
+        quota: Quota = Quota.EXPORT,
     ) -> None:
         """Sleep before the next attempt, or raise ``error``'s kind with what to do."""
         wait, give_up = state.next_wait(error)
         reason = error.message.rstrip(". ")
         if give_up is not None:
-            raise self._final_error(error, f"Mixpanel {what}: {reason}. {give_up.capitalize()}. ") from cause
+            message = f"Mixpanel {what}: {reason}. {give_up.capitalize()}. "
+            raise self._final_error(error, message, quota) from cause
         if isinstance(error, MixpanelRateLimitError) and error.hourly_quota_spent:
             log.warning(
                 "Mixpanel %s: the hourly quota (60 queries per rolling hour) is spent. Waiting %.0f s for a "
@@ -527,14 +514,15 @@ class MixpanelClient:
         self._sleep(wait)
         self._check_not_cancelled(what)
 
-    def _final_error(self, error: MixpanelError, message: str) -> MixpanelError:
+    def _final_error(self, error: MixpanelError, message: str, quota: Quota) -> MixpanelError:
         if isinstance(error, MixpanelRateLimitError):
+            # A 429 of an API limited per minute (the Lexicon's 5) is its minute spent, whatever its text.
+            per_minute = QUOTAS[quota].limits.requests_per_minute is not None
+            spent = (
+                per_minute or error.hourly_quota_spent or (error.retry_after or 0) > self.retry_policy.max_retry_after
+            )
             advice = (
-                "The quota (60 queries per rolling hour) is spent: let the task retry later (Airflow's "
-                "retry_delay), spend fewer requests (wider windows, a larger page_size), or cap "
-                "concurrent tasks with an Airflow pool."
-                if error.hourly_quota_spent or (error.retry_after or 0) > self.retry_policy.max_retry_after
-                else "Lower request concurrency (an Airflow pool) or retry later."
+                QUOTAS[quota].when_spent if spent else "Lower request concurrency (an Airflow pool) or retry later."
             )
             return MixpanelRateLimitError(
                 message + advice,
@@ -558,27 +546,50 @@ class MixpanelClient:
         )
 
 
-class _Lines(Iterator[bytes]):
-    """The lines of an export one by one, from its batches. Closing it closes the request."""
+def _each(batches: Generator[list[bytes], None, Any]) -> Generator[bytes, None, Any]:
+    """The records of ``batches`` one by one (a ``for`` loop resumes this generator directly, no
+    call per record); returns what ``batches`` returned. Closing it closes ``batches`` (the request)."""
+    try:
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration as done:
+                return done.value
+            yield from batch
+    finally:
+        batches.close()
 
-    def __init__(self, batches: Generator[list[bytes], None, None]):
-        self._batches = batches
-        self._lines = self._each(batches)
 
-    @staticmethod
-    def _each(batches: Iterator[list[bytes]]) -> Generator[bytes, None, None]:
-        for lines in batches:
-            yield from lines
+def _export_batches(chunks: Iterator[bytes], what: str) -> Generator[list[bytes], None, None]:
+    """An export body's lines, in batches; Mixpanel's ``terminated early`` line ends it as a break."""
+    for lines in split_line_batches(chunks):
+        # Only a short line can be the marker: no strip() on every event line.
+        marker = _terminated_early_at(lines) if min(map(len, lines)) < TERMINATED_EARLY_MAX_LINE else -1
+        if marker >= 0:
+            yield lines[:marker]
+            raise _TruncatedBody("Mixpanel sent 'terminated early'")
+        yield lines
 
-    def __iter__(self) -> Iterator[bytes]:
-        return self._lines  # the generator itself: a for loop resumes it without a method call per line
 
-    def __next__(self) -> bytes:
-        return next(self._lines)
+def _engage_batches(chunks: Iterator[bytes], what: str) -> Generator[list[bytes], None, EngagePage]:
+    """An engage page's results (their compact JSON text), one at a time; returns the page's envelope."""
+    page_reader = read_engage_page(chunks, what=what)
+    for profile in page_reader:
+        if profile[:1] != b"{":
+            raise MixpanelMalformedRecordError(
+                f"Mixpanel {what} holds a result that is not an object: {profile[:100].decode('utf-8', 'replace')!r}"
+            )
+        yield [profile]
+    assert page_reader.result is not None  # set once the page is read to its end
+    return page_reader.result
 
-    def close(self) -> None:
-        self._lines.close()
-        self._batches.close()
+
+def _whole_body(
+    chunks: Iterator[bytes], what: str, *, items: Callable[[bytes, str], list[bytes]] | None
+) -> Generator[list[bytes], None, None]:
+    """A small JSON answer, whole: its body, or the records ``items`` finds in it."""
+    body = b"".join(chunks)
+    yield [body] if items is None else items(body, what)
 
 
 def _terminated_early_at(lines: list[bytes]) -> int:

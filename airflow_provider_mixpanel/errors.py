@@ -115,7 +115,22 @@ class MixpanelCancelledError(MixpanelError):
 
 
 class MixpanelMalformedRecordError(MixpanelError):
-    """A line of the export, or an engage result, is not a JSON object."""
+    """A line of the export, or an engage result, is not a JSON object (or not a record: a
+    ``properties`` that is not an object, a ``time`` that is not a time).
+
+    :ivar line_number: the line's number in its stream (1 for the first), once the stream knows it.
+    """
+
+    line_number: int | None = None
+
+    def locate(self, line_number: int, preview: str) -> None:
+        """Name the line in the message: its number, and its start unless the message shows it."""
+        if self.line_number is not None:
+            return
+        self.line_number = line_number
+        shown = "" if preview in self.message else f" The line starts: {preview}"
+        self.message = f"Line {line_number}: {self.message}{shown}"
+        self.args = (self.message,)
 
 
 def error_for_status(

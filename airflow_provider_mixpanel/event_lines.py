@@ -5,39 +5,65 @@ byte (``1.50`` stays ``1.50``, ``\\u00e9`` stays escaped, nested objects keep th
 key order is kept); only ``event_name``, ``event_time``, ``distinct_id`` and ``insert_id`` are
 produced here.
 
-Three roads give the same values, the first that applies:
+Three roads give the same record (as parsed JSON), or the same
+:class:`~airflow_provider_mixpanel.errors.MixpanelMalformedRecordError`, the first that applies:
 
 1. **Splice** (Mixpanel's own layout, nearly every line): the export writes compact JSON that
    starts ``{"event":…,"properties":{"time":…,"distinct_id":…,`` and holds ``$insert_id`` among the
    flat members before any nested value. One msgspec decode into a small struct checks the whole
-   line and reads those values; the line's own bytes then show they stand exactly there, and the
-   record is the line with the three members cut out: no property is parsed or re-encoded, so
-   names keep their spelling too and a name sent twice stays twice.
-2. **Members** (any other order or spacing): msgspec reads the properties as
+   line and, through its hook, counts the members cut out (``event``, ``time``, ``distinct_id``,
+   ``$insert_id``) however their names are spelled; one regular expression shows the line starts
+   as Mixpanel writes it, and the record is the line with the three members cut out: no property
+   is parsed or re-encoded, so names keep their spelling too. A line where any of those members
+   occurs more than once (a name sent twice, a second ``"properties"``) takes the next road.
+2. **Members** (any other order or spacing, and those lines): msgspec reads the properties as
    ``dict[str, Raw]``: each value's bytes are sliced out, never built into Python objects;
-   property names are written back as compact UTF-8 JSON strings.
+   property names are written back as compact UTF-8 JSON strings, each once (its last value).
 3. **Lenient** (rare): a control character left unescaped inside a string (written back escaped,
-   since JSON requires it) or a lone UTF-16 surrogate escape such as ``\\ud83d`` (kept as sent),
-   which msgspec refuses, are read by the standard library.
+   since JSON requires it; nothing else in the value changes) or a lone UTF-16 surrogate escape
+   such as ``\\ud83d`` (kept as sent), which msgspec refuses, are read by the standard library;
+   values are the text of each member's last occurrence.
+
+The rules every road keeps (docs/hook.rst, "Hostile lines"): UTF-8 throughout (msgspec does not
+check the strings it skips, so the line is checked first unless it is ASCII); a repeated name
+means its last occurrence and no reserved name survives in ``properties``; numbers of any size
+are written as sent; ``properties`` missing, ``null`` or ``[]`` is empty, any other non-object
+malformed.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
-from airflow_provider_mixpanel.jsonl import check_object, lenient_members, loads_object
-from airflow_provider_mixpanel.records import deterministic_insert_id, event_time_text_cache, utc_time_texts
+from airflow_provider_mixpanel.jsonl import check_object, lenient_members, loads_object, loads_value, require_utf8
+from airflow_provider_mixpanel.records import (
+    EVENT_RESERVED_PROPERTIES,
+    deterministic_insert_id,
+    event_time_text_cache,
+    properties_object,
+    utc_time_texts,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_mixpanel.identity import IdentityMappings
 
-# A value that never matches a line's bytes: a member absent from the line fails the splice check.
+
+class _Seen:
+    """A member the splice road counts: its decoder's hook notes each occurrence of the name,
+    however it is spelled, and the value (only ``time``'s is used; the others are cut from the
+    line's own bytes)."""
+
+
+_SEEN = _Seen()
+# event, time, distinct_id and $insert_id, once each: any other count sends the line elsewhere.
+_MEMBERS_CUT = 4
+# A value that never matches a line's bytes: an id absent from the line gives no identity mapping.
 _ABSENT = msgspec.Raw(b"")
 _NULL = msgspec.Raw(b"null")
 
@@ -45,10 +71,11 @@ _NULL = msgspec.Raw(b"null")
 class _SpliceProperties(msgspec.Struct, gc=False):
     """The members of ``properties`` the splice road needs; the others are skipped unbuilt."""
 
-    time: int = -1
-    distinct_id: msgspec.Raw = _ABSENT
-    insert_id: msgspec.Raw = msgspec.field(name="$insert_id", default=_ABSENT)
-    # Read for the identity mappings only (Simplified ID Merge); the record keeps them as sent.
+    time: _Seen | None = None
+    distinct_id: _Seen | None = None
+    insert_id: _Seen | None = msgspec.field(name="$insert_id", default=None)
+    # Read for the identity mappings only (Simplified ID Merge), never cut: the record keeps them as
+    # sent, and a name sent twice reads as its last occurrence, as on the other roads.
     device_id: msgspec.Raw = msgspec.field(name="$device_id", default=_ABSENT)
     user_id: msgspec.Raw = msgspec.field(name="$user_id", default=_ABSENT)
 
@@ -57,20 +84,41 @@ class _SpliceLine(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """An export line as the splice road reads it: any other top-level member sends it elsewhere,
     since the spliced record would carry it along."""
 
-    event: msgspec.Raw = _ABSENT
+    event: _Seen | None = None
     properties: _SpliceProperties = msgspec.field(default_factory=_SpliceProperties)
 
 
-_splice_decoder = msgspec.json.Decoder(_SpliceLine)
+def _splice_decoder() -> tuple[msgspec.json.Decoder[_SpliceLine], list[Any]]:
+    """A decoder of :class:`_SpliceLine` and the list where it notes each counted member's value
+    (one per normalizer: the list is its state)."""
+    seen: list[Any] = []
+    note = seen.append
+
+    def hook(_: type, value: Any) -> _Seen:
+        note(value)
+        return _SEEN
+
+    return msgspec.json.Decoder(_SpliceLine, dec_hook=hook), seen
+
+
+_STRING = rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
+# The start of a line as Mixpanel writes it: the event's name, then the properties' "time" and
+# "distinct_id" (a string, or a whole number), compact.
+_HEAD = re.compile(
+    rb'\{"event":(' + _STRING + rb'),"properties":\{"time":\d++,"distinct_id":(' + _STRING + rb"|-?\d++),",
+    re.DOTALL,
+)
+_STRING_VALUE = re.compile(_STRING, re.DOTALL)
+_INSERT_ID = b',"$insert_id":'
 _top = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _properties = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _value = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 _EMPTY = msgspec.Raw(b'""')
-_COMMA, _CLOSING_BRACE = b",}"
+_COMMA, _CLOSING_BRACE, _QUOTE = b',}"'
+_END = b"}}"
 # msgspec raises UnicodeDecodeError, not DecodeError, for a string that is not UTF-8.
 _UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError)
-_NULL_LITERALS = (b"null", b"")
 
 
 def event_line_normalizer(
@@ -81,64 +129,70 @@ def event_line_normalizer(
     :param identity: also hand each line that converts to it, with the values already read
         (``$device_id``, ``$user_id``, the time text, ``$insert_id``): the identity mappings,
         derived at the cost of a few attribute reads per line.
-    :raises MixpanelMalformedRecordError: the line is not a JSON object, or its ``time`` is not a time.
+    :raises MixpanelMalformedRecordError: the line is not a JSON object in UTF-8, its
+        ``properties`` is not an object, or its ``time`` is not a time.
     """
     event_time_text = event_time_text_cache(time_in_ms=time_in_ms, project_timezone=project_timezone)
-    general = _general_normalizer(event_time_text, identity)
     if project_timezone is not None:
-        return general  # wall-clock times need the zone's rules: the cached general conversion
+        # wall-clock times need the zone's rules: the cached general conversion
+        return _general_normalizer(event_time_text, identity)
+    members = _members_normalizer(event_time_text, identity)
     # A busy project sends many events per second: their text is read from recent_times.
     recent_times, time_text_of = utc_time_texts(time_in_ms=time_in_ms)
+    decoder, seen = _splice_decoder()
+    decode, forget = decoder.decode, seen.clear
 
     def normalize(line: bytes) -> bytes:
+        if not line.isascii():
+            require_utf8(line)  # msgspec skips the values it does not build unchecked
+        forget()
         try:
-            parsed = _splice_decoder.decode(line)
+            parsed = decode(line)
         except _UNREADABLE:  # malformed, or a member of another type: the general road decides
-            return general(line)
+            return members(line)
+        # Each member cut out must occur once, however spelled (a name sent twice means its last
+        # occurrence; a second "properties" would be copied along), in the last "properties".
         properties = parsed.properties
-        moment = properties.time
-        distinct_id = properties.distinct_id
-        insert_id = properties.insert_id
-        # b"".join takes Raw values as they are; %-formatting would convert each one (slower).
-        head = b"".join(
-            (
-                b'{"event":',
-                parsed.event,
-                b',"properties":{"time":',
-                b"%d" % moment,
-                b',"distinct_id":',
-                distinct_id,
-                b",",
-            )
-        )
-        if not line.startswith(head) or insert_id == _NULL:
-            return general(line)
+        if len(seen) != _MEMBERS_CUT or properties.insert_id is None or properties.distinct_id is None:
+            return members(line)
+        head = _HEAD.match(line)
+        # The line must end with the properties' brace and its own: nothing (not even whitespace)
+        # is copied from after them.
+        if head is None or not line.endswith(_END):
+            return members(line)
+        # Counted in the line's order: event, then "time" (a whole number, as the head shows).
+        moment = seen[1]
         # "$insert_id" follows at once, or among the flat members that follow (Mixpanel sorts
         # them: it comes after "$browser", "$city"...); a bracket before it could mean it sits
         # inside a nested value: the general road then.
-        start = len(head)
-        member = b',"$insert_id":' + insert_id  # with its comma, as the head ends in one
-        found = line.find(member, start - 1)
+        start = head.end()
+        found = line.find(_INSERT_ID, start - 1)
         if found < 0:
-            return general(line)
+            return members(line)
         kept = line[start:found]
         if b"{" in kept or b"[" in kept:
-            return general(line)
-        end = found + len(member)
-        follower = line[end]  # the value must end there: 12 must not pass for the start of 123
+            return members(line)
+        value = found + len(_INSERT_ID)
+        if line[value] != _QUOTE:  # not a string (null, a number): the general road
+            return members(line)
+        end = _STRING_VALUE.match(line, value).end()  # type: ignore[union-attr]
+        insert_id = line[value:end]
+        event, distinct_id = head.groups()
+        follower = line[end]
         if follower != _COMMA and follower != _CLOSING_BRACE:
-            return general(line)
+            return members(line)
         if not kept and follower == _COMMA:
             end += 1
         text = recent_times.get(moment) or time_text_of(moment)
         if text is None:
-            return general(line)
+            return members(line)
         if identity is not None and properties.user_id is not _ABSENT and properties.device_id is not _ABSENT:
-            identity.add(properties.device_id, properties.user_id, text, insert_id, line)
+            # insert_id: the string's JSON text, cut from the line
+            identity.add(properties.device_id, properties.user_id, text, msgspec.Raw(insert_id), line)
         return b"".join(
             (
                 b'{"event_name":',
-                parsed.event,
+                event,
                 b',"event_time":"',
                 text,
                 b'","distinct_id":',
@@ -158,17 +212,34 @@ def event_line_normalizer(
 def _general_normalizer(
     event_time_text: Callable[..., str], identity: IdentityMappings | None = None
 ) -> Callable[[bytes], bytes]:
-    """The members road (any layout msgspec reads), and the lenient road behind it."""
+    """The members road (any layout msgspec reads), and the lenient road behind it, for any line."""
+    members = _members_normalizer(event_time_text, identity)
+
+    def normalize(line: bytes) -> bytes:
+        if not line.isascii():
+            require_utf8(line)
+        return members(line)
+
+    return normalize
+
+
+def _members_normalizer(
+    event_time_text: Callable[..., str], identity: IdentityMappings | None = None
+) -> Callable[[bytes], bytes]:
+    """The members road for a line whose UTF-8 is checked: msgspec keeps the last of a name sent
+    twice, as JSON readers do, and reads names spelled with escapes as the names they spell."""
 
     def normalize(line: bytes) -> bytes:
         try:
             top = _top.decode(line)
             raw_properties = top.get("properties")
-            properties = (
-                {}
-                if raw_properties is None or bytes(raw_properties) in _NULL_LITERALS
-                else _properties.decode(raw_properties)
-            )
+            event = top.get("event", _EMPTY)
+            if raw_properties is None:
+                properties = {}
+            elif memoryview(raw_properties)[:1] == b"{":
+                properties = _properties.decode(raw_properties)
+            else:
+                properties = _no_properties(raw_properties, event)
         except _UNREADABLE:
             normalized = _normalize_leniently(line, event_time_text)
             if identity is not None:
@@ -179,8 +250,9 @@ def _general_normalizer(
         insert_id: msgspec.Raw | str | None = properties.pop("$insert_id", None)
         if insert_id is None or bytes(insert_id) == b"null":  # type: ignore[arg-type]
             insert_id = deterministic_insert_id(loads_object(line))
-        event = top.get("event", _EMPTY)
-        moment = _value.decode(time_raw) if time_raw is not None else 0
+        # loads_value: a number beyond float range (1e400) is read as the standard library reads
+        # it (inf), which is then no time.
+        moment = loads_value(bytes(time_raw)) if time_raw is not None else 0
         time_text = event_time_text(moment, lambda: _event_name(event))
         record = {
             "event_name": event,
@@ -241,6 +313,9 @@ def raw_line_checker(identity: IdentityMappings | None = None) -> Callable[[byte
             check_object(line)
             identity.observe(line)
             return line + b"\n"
+        # msgspec checks the UTF-8 of what it builds, not of the values it skips: as check_object.
+        if not line.isascii():
+            require_utf8(line)
         if properties is not None and properties.user_id is not _ABSENT and properties.device_id is not _ABSENT:
             moment = properties.time
             text = recent_times.get(moment) if type(moment) is int else None  # the common case, without a call
@@ -257,57 +332,54 @@ def raw_line_checker(identity: IdentityMappings | None = None) -> Callable[[byte
     return passthrough_with_identity
 
 
+def _no_properties(raw_properties: msgspec.Raw, event: msgspec.Raw) -> dict[str, msgspec.Raw]:
+    """``{}`` for properties that are ``null`` or ``[]``, as ``normalize_event`` reads them."""
+    value = loads_value(bytes(raw_properties))
+    return properties_object(value, what=f"Event {_event_name(event)!r}", name="properties")
+
+
 def _event_name(event: msgspec.Raw) -> Any:
     try:
-        return _value.decode(event)
-    except msgspec.DecodeError:
+        return loads_value(bytes(event))
+    except ValueError:
         return None
 
 
 def _normalize_leniently(line: bytes, event_time_text: Callable[..., str]) -> bytes:
-    """The same record for a line msgspec refuses, read by the standard library."""
+    """The same record for a line msgspec refuses, read by the standard library; every value
+    but the time is the text of the member's last occurrence, as the other roads write it."""
     record = loads_object(line)  # raises MixpanelMalformedRecordError for what nobody can read
+    fields = properties_object(record.get("properties"), what=f"Event {record.get('event')!r}", name="properties")
     text = line.decode("utf-8")
-    properties_text = _member_texts(text, _object_start(text, "properties"))
-    fields = record.get("properties") or {}
-    if not isinstance(fields, dict):
-        raise MixpanelMalformedRecordError(f"Event {record.get('event')!r} has properties that are not an object.")
-    insert_id = fields.get("$insert_id")
+    top = {name: (value_text, start) for name, value_text, start in lenient_members(text)}
+    event_text, _ = top.get("event", ('""', 0))
+    properties_text, properties_start = top.get("properties", ("", 0))
+    reserved: dict[str, str] = {}
+    kept: list[str] = []
+    if properties_text.startswith("{"):
+        for name, value_text, _ in lenient_members(text, properties_start):
+            if name in EVENT_RESERVED_PROPERTIES:
+                reserved[name] = value_text
+            else:
+                kept.append(f"{_dump(name)}:{value_text}")
+    insert_id = reserved.get("$insert_id", "null")
+    if insert_id == "null":
+        insert_id = _dump(deterministic_insert_id(record))
     out = {
-        "event_name": _dump(record.get("event", "")),
+        "event_name": event_text,
         "event_time": _dump(event_time_text(fields.get("time", 0), lambda: record.get("event"))),
-        "distinct_id": _dump(fields.get("distinct_id", "")),
-        "insert_id": _dump(insert_id if insert_id is not None else deterministic_insert_id(record)),
+        "distinct_id": reserved.get("distinct_id", '""'),
+        "insert_id": insert_id,
     }
-    kept = [
-        f"{_dump(name)}:{value_text}"
-        for name, value_text in properties_text
-        if name not in ("distinct_id", "time", "$insert_id")
-    ]
     head = ",".join(f'"{key}":{value}' for key, value in out.items())
-    return f'{{{head},"properties":{{{",".join(kept)}}}}}\n'.encode("utf-8", "surrogatepass")
+    return f'{{{head},"properties":{{{",".join(kept)}}}}}\n'.encode()
 
 
 def _dump(value: Any) -> str:
-    """Compact JSON of a value we produce; ASCII-escaped only where UTF-8 cannot carry it."""
+    """Compact JSON of a name or a value we produce; ASCII-escaped only where UTF-8 cannot carry it."""
     try:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         text.encode("utf-8")
     except UnicodeEncodeError:
         text = json.dumps(value, ensure_ascii=True, separators=(",", ":"))
     return text
-
-
-def _object_start(text: str, name: str) -> int | None:
-    """Where the value of top-level member ``name`` starts, if it is an object."""
-    for member, value_text, start in lenient_members(text):
-        if member == name:
-            return start if value_text.startswith("{") else None
-    return None
-
-
-def _member_texts(text: str, start: int | None) -> list[tuple[str, str]]:
-    """(name, value text) of each member of the object at ``start`` (none without one)."""
-    if start is None:
-        return []
-    return [(name, value_text) for name, value_text, _ in lenient_members(text, start)]

@@ -1,6 +1,9 @@
 """JSONL framing and codec: split a byte stream into lines on ``b"\\n"`` only, and read or
 write one line.
 
+A line ends at ``\\n``; a ``\\r`` right before it (a CRLF ending) belongs to the ending and is
+removed on every road, raw output included; a line left empty is no record and is skipped.
+
 ``str.splitlines()`` (and so ``requests.iter_lines(decode_unicode=True)``) also breaks on U+2028,
 U+2029, U+0085 and 0x1C-0x1E, which JSON allows raw inside strings; Mixpanel exports contain them,
 and splitting there corrupts records. Splitting the *bytes* on ``\\n`` is safe: in UTF-8 the byte
@@ -14,6 +17,7 @@ line; ``datetime`` values are written as ISO-8601 (``2020-10-13T17:48:31+00:00``
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -35,7 +39,8 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 def split_line_batches(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
     """:func:`split_lines`, a list at a time: the non-empty lines each chunk completes (one step
-    of Python per chunk instead of one per line, for the hot paths)."""
+    of Python per chunk instead of one per line, for the hot paths). A CRLF ending's ``\\r`` is
+    removed, so a file written on Windows gives the same lines."""
     pending: list[bytes] = []
     for chunk in chunks:
         if b"\n" not in chunk:
@@ -50,12 +55,19 @@ def split_line_batches(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
         tail = lines.pop()
         if tail:
             pending.append(tail)
+        # A CR is looked for once per chunk (in C): Mixpanel ends lines with LF only.
+        if b"\r" in chunk or lines[0].endswith(b"\r"):
+            lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
         if b"" in lines:  # blank lines: rare, dropped
             lines = [line for line in lines if line]
         if lines:
             yield lines
     if pending:
-        yield [b"".join(pending)]
+        last = b"".join(pending)
+        if last.endswith(b"\r"):
+            last = last[:-1]
+        if last:
+            yield [last]
 
 
 # msgspec (a dependency of Airflow 3 itself) parses and writes JSON 3-8x faster than the standard
@@ -124,9 +136,10 @@ def loads_object(line: bytes) -> dict[str, Any]:
 
 def lenient_members(text: str, start: int = 0) -> list[tuple[str, str, int]]:
     """(name, value text, where the value starts) of each member of the JSON object at
-    ``text[start]``, read by the standard library, which takes what msgspec refuses (a lone
-    surrogate escape, a raw control character); each value keeps its text, except that a value
-    holding a raw control character is written back escaped, since JSON requires it.
+    ``text[start]``, in order, a repeated name as often as it occurs, read by the standard
+    library, which takes what msgspec refuses (a lone surrogate escape, a raw control character);
+    each value keeps its text, except that a control character left raw inside a string is
+    written escaped, since JSON requires it (only that character changes: ``1.50`` stays ``1.50``).
 
     :raises ValueError: there is no JSON object there (``IndexError`` if the text ends first).
     """
@@ -141,14 +154,28 @@ def lenient_members(text: str, start: int = 0) -> list[tuple[str, str, int]]:
         name, index = _lenient.raw_decode(text, index)
         index = _skip_whitespace(text, _skip_whitespace(text, index) + 1)  # past the ':'
         _, end = _lenient.raw_decode(text, index)
-        value_text = text[index:end]
-        if any(ord(c) < 0x20 for c in value_text):
-            value_text = json.dumps(_lenient.decode(value_text), ensure_ascii=True, separators=(",", ":"))
-        members.append((name, value_text, index))
+        members.append((name, escape_controls(text[index:end]), index))
         index = _skip_whitespace(text, end)
         if text[index] == "}":
             return members
         index = _skip_whitespace(text, index + 1)  # past the ','
+
+
+# A whole JSON string (escapes included), and a control character, which JSON allows only escaped.
+_STRING = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
+_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
+def escape_controls(value_text: str) -> str:
+    """A JSON value's text with each control character left raw inside a string escaped as
+    ``json.dumps`` writes it (``\\n``, ``\\t``..., else ``\\u00XX``); everything else as it was."""
+    if not _CONTROL.search(value_text):
+        return value_text
+    return _STRING.sub(lambda string: _CONTROL.sub(_escape_control, string.group()), value_text)
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    return json.dumps(match.group())[1:-1]
 
 
 def _skip_whitespace(text: str, index: int) -> int:
@@ -158,8 +185,9 @@ def _skip_whitespace(text: str, index: int) -> int:
 
 
 def check_object(line: bytes) -> None:
-    """Check that a line is one well-formed JSON object, without building the object: for raw
-    output, which writes the line's bytes as they came.
+    """Check that a line is one well-formed JSON object in UTF-8, without building the object: for
+    raw output, which writes the line's bytes as they came. Exactly the lines :func:`loads_object`
+    reads pass.
 
     :raises MixpanelMalformedRecordError: as :func:`loads_object` would.
     """
@@ -167,6 +195,21 @@ def check_object(line: bytes) -> None:
         _object_checker.decode(line)
     except (msgspec.DecodeError, UnicodeDecodeError):
         loads_object(line)  # the precise error, or the rare line only the standard library reads
+        return
+    # msgspec checks the UTF-8 of what it builds (the names), not of the values it skips.
+    if not line.isascii():
+        require_utf8(line)
+
+
+def require_utf8(line: bytes) -> None:
+    """Check that a line is UTF-8: JSON must be, and the output must be.
+
+    :raises MixpanelMalformedRecordError: it is not.
+    """
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise MixpanelMalformedRecordError(f"Line is not valid JSON ({err}): {preview(line)}") from None
 
 
 def all_objects(lines: list[bytes]) -> bool:
@@ -178,6 +221,8 @@ def all_objects(lines: list[bytes]) -> bool:
     try:
         for line in lines:
             decode(line)
+            if not line.isascii():  # msgspec checks the UTF-8 of the names only, as in check_object
+                line.decode("utf-8")
     except (msgspec.DecodeError, UnicodeDecodeError):
         return False
     return True
@@ -199,13 +244,15 @@ def convert_lines(
     tally: Tally | None = None,
 ) -> Generator[Any, None, None]:
     """``convert`` each line (or parsed record). A line it finds malformed is passed to ``on_malformed`` and skipped,
-    or, without ``on_malformed``, raises. ``tally.records`` counts what was handed out. Closing the
+    or, without ``on_malformed``, raises; either way the error names the line's number (1 for
+    the first) and shows its start. ``tally.records`` counts what was handed out. Closing the
     result closes ``lines``."""
     try:
-        for line in lines:
+        for number, line in enumerate(lines, 1):
             try:
                 record = convert(line)
             except MixpanelMalformedRecordError as err:
+                err.locate(number, preview(line) if isinstance(line, bytes) else repr(line)[:_PREVIEW_CHARS])
                 if on_malformed is None:
                     raise
                 on_malformed(line, err)
@@ -223,7 +270,11 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-def preview(line: bytes, limit: int = 100) -> str:
+# How much of a line an error message shows.
+_PREVIEW_CHARS = 100
+
+
+def preview(line: bytes, limit: int = _PREVIEW_CHARS) -> str:
     """The start of a line, for an error message."""
     text = line[:limit].decode("utf-8", errors="replace")
     return repr(text + ("..." if len(line) > limit else ""))

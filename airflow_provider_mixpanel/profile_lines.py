@@ -10,7 +10,8 @@ the keys, in their order, that ``dumps_line(normalize_profile(result))`` writes,
 every property name byte for byte as Mixpanel sent it, in its order (``1.50`` stays ``1.50``,
 ``\\u00e9`` stays escaped, an integer of any width stays whole). As
 :func:`~airflow_provider_mixpanel.records.normalize_profile` does: a missing ``$distinct_id`` is
-written ``""``, a missing, ``null`` (or other empty) ``$properties`` ``{}``; only the top-level
+written ``""``, a missing, ``null`` or ``[]`` ``$properties`` ``{}`` (any other value that is
+not an object is malformed); only the top-level
 ``$last_seen`` member leaves the properties (one inside another property stays); should it occur
 twice, both go and the last one's value is ``last_seen``. :func:`raw_profile_line` is the result
 as it came, with its newline.
@@ -32,6 +33,7 @@ import msgspec
 from airflow_provider_mixpanel.engage import STRING, members_until, value_end
 from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
 from airflow_provider_mixpanel.jsonl import loads_value, preview
+from airflow_provider_mixpanel.records import properties_object
 
 _result = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _LAST_SEEN = b'"$last_seen":'
@@ -139,10 +141,11 @@ def _members(text: bytes, what: str) -> list[tuple[bytes, bytes]]:
 
 
 def _no_properties(text: bytes) -> bytes:
-    """``{}`` for ``$properties`` that are empty without being an object (``null``, ``[]``...), as
-    ``normalize_profile`` reads them."""
-    if _decode(text):
-        raise MixpanelMalformedRecordError(f"A profile's $properties is not a JSON object: {preview(text)}")
+    """``{}`` for ``$properties`` that are ``null`` or ``[]``, as ``normalize_profile`` reads them.
+
+    :raises MixpanelMalformedRecordError: any other value that is not an object.
+    """
+    properties_object(_decode(text), what="A profile", name="$properties")
     return b"{}"
 
 

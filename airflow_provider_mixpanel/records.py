@@ -3,7 +3,9 @@
 Event: ``event_name``, ``event_time`` (timezone-aware UTC ``datetime``), ``distinct_id``,
 ``insert_id`` and ``properties`` (every other property, untouched). Profile: ``distinct_id``,
 ``last_seen`` (the string as given, or ``None``) and ``properties`` (without ``$last_seen``).
-The input record is never modified.
+The input record is never modified. Properties that are missing, ``null`` or ``[]`` are none; any
+other value that is not an object makes the record malformed (the rules every road follows are in
+``docs/hook.rst``, "Hostile lines").
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ def utc_time_texts(*, time_in_ms: bool) -> tuple[dict[int, bytes | None], Callab
 
 
 def _normalize_event(record: dict[str, Any], event_time: Callable[[Any, dict[str, Any]], Any]) -> dict[str, Any]:
-    properties = dict(record.get("properties") or {})
+    properties = properties_object(record.get("properties"), what=f"Event {record.get('event')!r}", name="properties")
     distinct_id = properties.pop("distinct_id", "")
     moment = event_time(properties.pop("time", 0), record)
     insert_id = properties.pop("$insert_id", None)
@@ -143,9 +145,24 @@ def _normalize_event(record: dict[str, Any], event_time: Callable[[Any, dict[str
 def normalize_profile(record: dict[str, Any]) -> dict[str, Any]:
     """Turn a raw engage result ``{"$distinct_id": ..., "$properties": {...}}`` into the normalized
     profile. ``distinct_id`` is kept as given (the API may send an integer)."""
-    properties = dict(record.get("$properties") or {})
+    properties = properties_object(record.get("$properties"), what="A profile", name="$properties")
     last_seen = properties.pop("$last_seen", None)
     return {"distinct_id": record.get("$distinct_id", ""), "last_seen": last_seen, "properties": properties}
+
+
+def properties_object(value: Any, *, what: str, name: str) -> dict[str, Any]:
+    """A copy of a record's properties: an object; missing, ``null`` or ``[]`` (how some
+    serializers write an empty map) mean none.
+
+    :raises MixpanelMalformedRecordError: any other value (``"ab"``, ``5``, ``[["k", "v"]]``).
+    """
+    if isinstance(value, dict):
+        return dict(value)
+    if value is None or value == []:
+        return {}
+    raise MixpanelMalformedRecordError(
+        f"{what} has {name!r} that is not a JSON object (got {type(value).__name__}: {str(value)[:60]!r})."
+    )
 
 
 def deterministic_insert_id(record: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""The columns of each record format, defined once, and their BigQuery schema.
+"""Column kinds, the columns of each stream kind's records (declared by the kind), and their BigQuery schema.
 
 Parquet parts hold these columns (:mod:`~airflow_provider_mixpanel.transfers.parquet`), and an
 operator's ``schema_object_name`` receives the BigQuery JSON schema made from them. Pure data and
@@ -10,6 +10,8 @@ Column kinds:
   value (Mixpanel may send ``distinct_id`` as a number) as its JSON text, exactly as sent (``12345``).
 * ``timestamp``: an instant in UTC, to the microsecond (``event_time``).
 * ``json``: the JSON text of the value, byte for byte as Mixpanel sent it (``properties``).
+* ``integer``: a whole number (64 bits), ``null`` as NULL (a cohort's ``count``).
+* ``boolean``: ``true`` or ``false``, ``null`` as NULL.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from airflow_provider_mixpanel.errors import MixpanelConfigError
 TEXT = "text"
 TIMESTAMP = "timestamp"
 JSON = "json"
+INTEGER = "integer"
+BOOLEAN = "boolean"
 OUTPUT_FORMATS = ("jsonl", "parquet")
 
 
@@ -31,27 +35,6 @@ class Column(NamedTuple):
     kind: str
     description: str
 
-
-EVENT_COLUMNS = (
-    Column("event_name", TEXT, "The event's name."),
-    Column("event_time", TIMESTAMP, "When the event happened, in UTC."),
-    Column("distinct_id", TEXT, "The user's distinct_id ('' when the event has none)."),
-    Column("insert_id", TEXT, "The event's $insert_id, or a UUID derived from the event when it has none."),
-    Column("properties", JSON, "Every other property of the event, as Mixpanel sent it."),
-)
-RAW_EVENT_COLUMNS = (
-    Column("event", JSON, "The export line's 'event' value, as sent."),
-    Column("properties", JSON, "The export line's 'properties' value, as sent."),
-)
-PROFILE_COLUMNS = (
-    Column("distinct_id", TEXT, "The profile's $distinct_id."),
-    Column("last_seen", TEXT, "The profile's $last_seen, as given."),
-    Column("properties", JSON, "Every other property of the profile, as Mixpanel sent it."),
-)
-RAW_PROFILE_COLUMNS = (
-    Column("$distinct_id", JSON, "The engage result's '$distinct_id' value, as sent."),
-    Column("$properties", JSON, "The engage result's '$properties' value, as sent."),
-)
 
 #: Data Pipelines' identity mappings table (``distinct_id``, ``resolved_distinct_id``), then the
 #: mapping event's time and id; raw or normalized events give the same records.
@@ -65,20 +48,19 @@ IDENTITY_COLUMNS = (
 # BigQuery's batch loads read the JSON type from JSONL (and CSV, Avro), not from Parquet, whose JSON
 # columns load as STRING (JSON_VALUE and PARSE_JSON read them).
 _BIGQUERY_TYPES = {
-    "jsonl": {TEXT: "STRING", TIMESTAMP: "TIMESTAMP", JSON: "JSON"},
-    "parquet": {TEXT: "STRING", TIMESTAMP: "TIMESTAMP", JSON: "STRING"},
+    "jsonl": {TEXT: "STRING", TIMESTAMP: "TIMESTAMP", JSON: "JSON", INTEGER: "INT64", BOOLEAN: "BOOL"},
+    "parquet": {TEXT: "STRING", TIMESTAMP: "TIMESTAMP", JSON: "STRING", INTEGER: "INT64", BOOLEAN: "BOOL"},
 }
 
 
 def record_columns(stream: str, *, raw: bool) -> tuple[Column, ...]:
-    """The columns of ``stream``'s records (``"events"``, ``"profiles"`` or ``"identity"``), raw or normalized."""
-    if stream == "identity":
+    """The columns of ``stream``'s records (a kind's name: ``"events"``, ``"profiles"``..., or
+    ``"identity"``), raw or normalized, as the kind declares them."""
+    if stream == "identity":  # derived from the events, not a kind of its own
         return IDENTITY_COLUMNS
-    if stream == "events":
-        return RAW_EVENT_COLUMNS if raw else EVENT_COLUMNS
-    if stream == "profiles":
-        return RAW_PROFILE_COLUMNS if raw else PROFILE_COLUMNS
-    raise ValueError(f"stream={stream!r}: use 'events' or 'profiles'.")
+    from airflow_provider_mixpanel.kinds import get_kind  # the kinds import Column from here
+
+    return get_kind(stream).columns(raw=raw)
 
 
 def check_bigquery_columns(stream: str, *, raw: bool, where: str = "") -> None:

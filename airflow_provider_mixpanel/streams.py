@@ -1,23 +1,23 @@
 """What the hook (and ``mixpanel-stream``) hands out: :class:`RecordStream`, a lazy, counted
-iterator of records, the choice of what one export line becomes (parsed, normalized, or a JSONL
-line), and the streams of one :class:`EventQuery` or :class:`ProfileQuery` from a client.
+iterator of records; :class:`RawEventChunks`, raw export lines many at a time; and the choice of
+what one export line becomes (parsed, normalized, or a JSONL line). Which records a kind streams
+is the kind's (:mod:`airflow_provider_mixpanel.kinds`).
 
 No Airflow here: the command line streams without importing it."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import date
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mixpanel.dates import date_range
-from airflow_provider_mixpanel.errors import MixpanelConfigError, MixpanelMalformedRecordError
+from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
 from airflow_provider_mixpanel.event_lines import event_line_normalizer, raw_line_checker
 from airflow_provider_mixpanel.identity import IdentityMapping, IdentityMappings
-from airflow_provider_mixpanel.jsonl import all_objects, check_object, convert_lines, loads_object
-from airflow_provider_mixpanel.profile_lines import profile_line, raw_profile_line
-from airflow_provider_mixpanel.records import normalize_event, normalize_profile
+from airflow_provider_mixpanel.jsonl import all_objects, check_object, convert_lines, loads_object, preview
+from airflow_provider_mixpanel.records import normalize_event
 
 if TYPE_CHECKING:
     from airflow_provider_mixpanel.client import MixpanelClient
@@ -81,31 +81,6 @@ def event_converter(
     return lambda line: normalize_event(loads_object(line), time_in_ms=time_in_ms, project_timezone=timezone)
 
 
-def open_event_stream(
-    client: MixpanelClient,
-    query: EventQuery,
-    *,
-    timezone: str | None,
-    encode: bool,
-    identity: IdentityMappings | None = None,
-) -> RecordStream:
-    """The events of ``query``; arguments are checked now, the request waits for the first ``next()``.
-
-    :param timezone: the project's time zone for ``event_time`` (projects made before 2023).
-    :param encode: yield JSONL lines (bytes) instead of dicts.
-    :param identity: with ``encode``: also derive the identity mappings from the lines streamed.
-    """
-    first, last = date_range(query.from_date, query.to_date)
-    names = _event_names(query.events)
-    convert = event_converter(
-        raw=query.raw, encode=encode, time_in_ms=query.time_in_ms, timezone=timezone, identity=identity
-    )
-    lines = client.export_lines(
-        first, last, events=names, where=query.where, limit=query.limit, time_in_ms=query.time_in_ms
-    )  # lazy: the request waits for the first next()
-    return RecordStream(lines, convert, skip_malformed=query.skip_malformed)
-
-
 def open_identity_stream(
     client: MixpanelClient,
     from_date: date | str,
@@ -166,6 +141,7 @@ class RawEventChunks(RecordStream):
                 try:
                     check_object(line)
                 except MixpanelMalformedRecordError as err:
+                    err.locate(self.records + self.skipped_malformed + 1, preview(line))
                     if not skip_malformed:
                         if good:
                             yield b"".join(good)
@@ -176,89 +152,3 @@ class RawEventChunks(RecordStream):
                 good.append(line + b"\n")
             if good:
                 yield b"".join(good)
-
-
-def open_raw_event_chunks(client: MixpanelClient, query: EventQuery) -> RawEventChunks:
-    """The raw events of ``query`` as :class:`RawEventChunks`; arguments are checked now, the
-    request waits for the first ``next()``."""
-    first, last = date_range(query.from_date, query.to_date)
-    batches = client.export_line_batches(
-        first,
-        last,
-        events=_event_names(query.events),
-        where=query.where,
-        limit=query.limit,
-        time_in_ms=query.time_in_ms,
-    )
-    return RawEventChunks(batches, skip_malformed=query.skip_malformed)
-
-
-def open_profile_stream(client: MixpanelClient, query: ProfileQuery, *, encode: bool) -> RecordStream:
-    """The profiles of ``query``; the client checks its arguments now, the first request waits for
-    the first ``next()``.
-
-    :param encode: yield JSONL lines (bytes, every value as Mixpanel sent it) instead of dicts.
-    """
-    selectors: dict[str, Any] = dict(
-        where=query.where,
-        output_properties=query.output_properties,
-        cohort_id=_optional_int(query.cohort_id, "cohort_id"),
-        distinct_ids=query.distinct_ids,
-        data_group_id=query.data_group_id,
-        include_all_users=query.include_all_users,
-        page_size=query.page_size,
-    )
-    convert: Callable[[Any], Any]
-    if encode:  # JSONL straight from each result's bytes: values exactly as Mixpanel sent them
-        profiles: Iterator[Any] = client.query_profile_lines(**selectors)
-        convert = raw_profile_line if query.raw else profile_line
-    else:
-        profiles = client.query_profiles(**selectors)
-        convert = (lambda p: p) if query.raw else normalize_profile
-    # Closing the stream closes the pages (freeing the response at once).
-    return RecordStream(profiles, convert)
-
-
-class EventQuery(NamedTuple):
-    """The arguments of one raw event export (see ``MixpanelHook.stream_events``)."""
-
-    from_date: date | str
-    to_date: date | str
-    events: Iterable[str] | str | None
-    where: str | None
-    raw: bool
-    time_in_ms: bool
-    limit: int | None
-    skip_malformed: bool
-
-
-class ProfileQuery(NamedTuple):
-    """The arguments of one profile query (see ``MixpanelHook.stream_profiles``)."""
-
-    where: str | None
-    raw: bool
-    cohort_id: int | str | None
-    output_properties: Iterable[str] | str | None
-    distinct_ids: Iterable[str] | None
-    data_group_id: str | None
-    include_all_users: bool | None
-    page_size: int | None
-
-
-def _optional_int(value: Any, name: str) -> int | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    raise MixpanelConfigError(f"{name}={value!r}: it must be a whole number (the id shown in Mixpanel).")
-
-
-def _event_names(events: Iterable[str] | str | None) -> list[str] | None:
-    if events is None:
-        return None
-    names = [events] if isinstance(events, str) else list(events)
-    if not all(isinstance(n, str) and n for n in names):
-        raise MixpanelConfigError(f"events={names!r}: give a list of non-empty event names.")
-    return names or None

@@ -311,6 +311,9 @@ def operator_path(
     if stream == "profiles":
         key = f"{folder}/part-{{part}}{EXTENSIONS[compression]}"
         common.update(stream="profiles", page_size=PAGE_SIZE, max_file_size_bytes=256 * 1024 * 1024)
+    elif stream != "events":  # another snapshot kind: its default arguments
+        key = f"{folder}/part-{{part}}{EXTENSIONS[compression]}"
+        common.update(stream=stream, max_file_size_bytes=256 * 1024 * 1024)
     else:
         common.update(from_date=DAY, to_date=DAY)
     common.update(options)
@@ -379,6 +382,7 @@ PATHS = {
     "profiles-dicts-normalized": lambda n: profiles_consume(n, raw=False, jsonl=False),
     "profiles-gcs-normalized": lambda n: operator_path(n, "gcs", raw=False, stream="profiles"),
     "profiles-gcs-raw": lambda n: operator_path(n, "gcs", raw=True, stream="profiles"),
+    "cohort-members-gcs": lambda n: operator_path(n, "gcs", raw=False, stream="cohort_members"),
     # A week of days from a server throttled per connection (network-bound, like real Mixpanel).
     "windows-1": lambda n: operator_path(n, "sink", raw=False, **WEEK, max_active_windows=1),
     "windows-4": lambda n: operator_path(n, "sink", raw=False, **WEEK, max_active_windows=4),

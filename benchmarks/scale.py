@@ -4,6 +4,7 @@ against the quota-enforcing server on a sped-up clock, and one day split into ho
     python benchmarks/scale.py profiles  [--sizes 10000,1000000] [--heavy-sizes 10000,100000]
     python benchmarks/scale.py backfill  [--days 365] [--speed 60] [--configs example,fail-fast,fail-fast-retries]
     python benchmarks/scale.py windows   [--events 24000] [--throttle 12000]
+    python benchmarks/scale.py cohorts   [--cohorts 10,100] [--cohort-size 10000]
     python benchmarks/scale.py all
 
 Each part writes its own section of benchmarks/RESULTS.md (between its ``scale: ...`` markers),
@@ -604,12 +605,78 @@ def render_windows(results: dict[str, Any], args: argparse.Namespace, elapsed: f
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- cohort members
+
+COHORT_COUNTS = (10, 100)
+COHORT_SIZE = 10_000
+
+
+def cohorts(args: argparse.Namespace) -> str:
+    """Cohort members through the GCS operator: N cohorts of ``--cohort-size`` members, one
+    engage session each; the requests spent (read from the server's log) and peak RSS."""
+    from devtools.emulators import GCSEmulator
+
+    results: list[dict[str, Any]] = []
+    started = time.monotonic()
+    loads = [load_average()]
+    with GCSEmulator() as gcs:
+        gcs.client().create_bucket(BUCKET)
+        env0 = base_env(
+            AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT=gcs.connection_json(), STORAGE_EMULATOR_HOST=gcs.url, BENCH_BUCKET=BUCKET
+        )
+        for count in (int(n) for n in args.cohorts.split(",") if n):
+            config = dict(profiles=args.cohort_size, cohorts=count, cohort_size=args.cohort_size)
+            with MixpanelTestServer(**config) as server:
+                env = {**env0, "AIRFLOW_CONN_MIXPANEL_DEFAULT": server.connection_json()}
+                print(f"{count} cohorts x {args.cohort_size:,} members", flush=True)
+                measured = run_path("cohort-members-gcs", count * args.cohort_size, env)
+                measured.update(
+                    cohorts=count,
+                    engage_requests=len(server.engage_requests()),
+                    list_requests=sum(1 for r in server.requests if r.path.endswith("/cohorts/list")),
+                )
+                results.append(measured)
+    loads.append(load_average())
+    lines = [
+        "## Cohort members at scale (issue 19)",
+        "",
+        f"Machine: {machine()}; load average {loads[0]} -> {loads[-1]}. Reproduce: `python benchmarks/scale.py "
+        f"cohorts --cohorts {args.cohorts} --cohort-size {args.cohort_size}` ({(time.monotonic() - started) / 60:.1f} "
+        "min). The bundled server's cohorts (every member a synthetic profile), quota not enforced (the requests "
+        'are counted instead); the GCS operator, `stream="cohort_members"`, default arguments (every cohort of '
+        "the list, page size 50,000), writes gzip JSONL parts (256 MB) into fake-gcs-server, in a process of its own.",
+        "",
+        "| cohorts | members | engage requests | cohort-list requests | members/s | seconds | peak RSS (MiB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['cohorts']} | {r['events']:,} | {r['engage_requests']} | {r['list_requests']} | "
+            f"{r['events_per_s']:,.0f} | {r['seconds']:,.1f} | {r['peak_rss_mib']:.0f} |"
+        )
+    if len(results) > 1:
+        small, big = results[0], results[-1]
+        growth = big["peak_rss_mib"] - small["peak_rss_mib"]
+        lines += [
+            "",
+            f"- Engage requests: one session of one page per cohort ({big['cohorts']} cohorts: "
+            f"{big['engage_requests']} requests, +{big['list_requests']} for the list). Against Mixpanel's 60 an hour "
+            "the task logs that plan first, then waits for the quota (or fails for Airflow to retry).",
+            f"- Peak RSS: {small['peak_rss_mib']:.0f} MiB at {small['events']:,} members -> "
+            f"{big['peak_rss_mib']:.0f} MiB at {big['events']:,} (**{growth:+.1f} MiB**); "
+            f"{verdict(abs(growth) <= RSS_BUDGET_MIB)} "
+            f"(flat: within {RSS_BUDGET_MIB} MiB).",
+        ]
+    lines.append("")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- main
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=("profiles", "backfill", "windows", "all"))
+    parser.add_argument("part", choices=("profiles", "backfill", "windows", "cohorts", "all"))
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--sizes", default=",".join(map(str, PROFILE_SIZES)))
     parser.add_argument("--heavy-sizes", default=",".join(map(str, HEAVY_SIZES)))
@@ -623,12 +690,14 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=24_000)
     parser.add_argument("--throttle", type=int, default=12_000)
     parser.add_argument("--hour-paths", default=",".join(HOUR_PATHS))
+    parser.add_argument("--cohorts", default=",".join(map(str, COHORT_COUNTS)))
+    parser.add_argument("--cohort-size", type=int, default=COHORT_SIZE)
     args = parser.parse_args()
     output = Path(args.output)
     logging.basicConfig(level=logging.ERROR)
     parts = ("profiles", "windows", "backfill") if args.part == "all" else (args.part,)
     for part in parts:
-        body = {"profiles": profiles, "backfill": backfill, "windows": windows}[part](args)
+        body = {"profiles": profiles, "backfill": backfill, "windows": windows, "cohorts": cohorts}[part](args)
         write_section(f"scale: {part}", body, output)
         print(f"Wrote the 'scale: {part}' section of {output}", flush=True)
     return 0

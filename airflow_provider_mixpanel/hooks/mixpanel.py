@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from airflow_provider_mixpanel._compat import AirflowProviderDeprecationWarning, BaseHook, mask_secret
 from airflow_provider_mixpanel.client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, MixpanelClient
@@ -19,6 +18,7 @@ from airflow_provider_mixpanel.connection import (
 )
 from airflow_provider_mixpanel.errors import MixpanelError
 from airflow_provider_mixpanel.get_provider_info import get_provider_info
+from airflow_provider_mixpanel.kinds import Opening, Query, StreamKind, get_kind, open_stream
 from airflow_provider_mixpanel.retry import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_MAX,
@@ -26,14 +26,11 @@ from airflow_provider_mixpanel.retry import (
     DEFAULT_MAX_RETRY_AFTER,
     RetryPolicy,
 )
-from airflow_provider_mixpanel.streams import (
-    EventQuery,
-    ProfileQuery,
-    RecordStream,
-    open_event_stream,
-    open_identity_stream,
-    open_profile_stream,
-)
+from airflow_provider_mixpanel.streams import RecordStream, open_identity_stream
+
+if TYPE_CHECKING:
+    from airflow_provider_mixpanel.kinds.events import EventsArguments
+    from airflow_provider_mixpanel.kinds.profiles import ProfilesArguments
 
 if TYPE_CHECKING:
     from airflow_provider_mixpanel.identity import IdentityMappings
@@ -169,46 +166,93 @@ class MixpanelHook(BaseHook):
 
     # ------------------------------------------------------------ streams
 
+    def stream(self, kind: str, *, raw: bool = False, **arguments: Any) -> RecordStream:
+        """Stream the records of one kind (``"events"``, ``"profiles"``, ``"cohorts"``...; see
+        :ref:`howto/kinds`), lazily, with flat memory.
+
+        Arguments are checked at once, before any request; the first request is sent on the first ``next()``.
+
+        :param kind: the stream kind's name.
+        :param raw: yield each record as Mixpanel sent it, parsed, instead of the normalized record.
+        :param arguments: ``from_date`` and ``to_date`` (dated kinds: first and last day,
+            ``YYYY-MM-DD`` or a ``date``); ``skip_malformed`` (skip records that are not JSON
+            objects, logging and counting them in ``skipped_malformed``, instead of raising
+            :class:`~airflow_provider_mixpanel.errors.MixpanelMalformedRecordError`); and the
+            kind's own arguments (its query), e.g. ``where=...``.
+        """
+        return self._stream(kind, encode=False, raw=raw, **arguments)
+
+    def stream_jsonl(self, kind: str, *, raw: bool = False, **arguments: Any) -> RecordStream:
+        """Like :meth:`stream`, but yield each record as the JSONL line (bytes, ending in ``\\n``)
+        that the operators and ``mixpanel-stream`` write, every value byte for byte as Mixpanel sent it."""
+        return self._stream(kind, encode=True, raw=raw, **arguments)
+
+    def open_query(
+        self,
+        kind: StreamKind,
+        query: Query,
+        days: tuple[date, date] | None,
+        *,
+        raw: bool,
+        encode: bool,
+        skip_malformed: bool = False,
+        identity: IdentityMappings | None = None,
+    ) -> RecordStream:
+        """The records of a query built already (the operators build theirs once per task); events
+        as JSONL lines can also derive their ``identity`` mappings (see :meth:`stream_events_jsonl`)."""
+        opening = Opening(
+            query,
+            days,
+            raw=raw,
+            encode=encode,
+            project_timezone=self.settings.project_timezone,
+            identity=identity,
+        )
+        return open_stream(self.client, kind, opening, skip_malformed=skip_malformed)
+
+    def _stream(
+        self,
+        name: str,
+        *,
+        encode: bool,
+        raw: bool,
+        from_date: date | str | None = None,
+        to_date: date | str | None = None,
+        skip_malformed: bool = False,
+        identity: IdentityMappings | None = None,
+        **arguments: Any,
+    ) -> RecordStream:
+        kind = get_kind(name)
+        query = kind.query_type.build(arguments)
+        days = kind.days(from_date, to_date)
+        return self.open_query(
+            kind, query, days, raw=raw, encode=encode, skip_malformed=skip_malformed, identity=identity
+        )
+
     def stream_events(
         self,
         *,
         from_date: date | str,
         to_date: date | str,
-        events: Iterable[str] | str | None = None,
-        where: str | None = None,
         raw: bool = False,
-        time_in_ms: bool = False,
-        limit: int | None = None,
         skip_malformed: bool = False,
+        **arguments: Unpack[EventsArguments],
     ) -> RecordStream:
-        """Stream raw events of an inclusive date range, lazily, with flat memory.
-
-        Arguments are checked at once, before any request; the request is sent on the first ``next()``.
+        """Stream raw events of an inclusive date range, lazily, with flat memory: :meth:`stream`
+        of ``"events"``.
 
         :param from_date: first day, ``YYYY-MM-DD`` or a ``date``.
         :param to_date: last day (inclusive), ``YYYY-MM-DD`` or a ``date``.
-        :param events: only these event names.
-        :param where: a Mixpanel segmentation expression, e.g. ``properties["plan"] == "pro"``.
         :param raw: yield each export line as parsed (``{"event", "properties"}``) instead of the
             normalized record (``event_name``, ``event_time``, ``distinct_id``, ``insert_id``, ``properties``).
-        :param time_in_ms: ask Mixpanel for millisecond timestamps (``event_time`` keeps them).
-        :param limit: at most this many events (Mixpanel allows up to 100000).
         :param skip_malformed: skip lines that are not JSON objects, logging and counting them in
             ``skipped_malformed``, instead of raising
             :class:`~airflow_provider_mixpanel.errors.MixpanelMalformedRecordError`.
+        :param arguments: ``events``, ``where``, ``limit``, ``time_in_ms``: see
+            :class:`~airflow_provider_mixpanel.kinds.events.EventsQuery`.
         """
-        return self._event_stream(
-            EventQuery(
-                from_date=from_date,
-                to_date=to_date,
-                events=events,
-                where=where,
-                raw=raw,
-                time_in_ms=time_in_ms,
-                limit=limit,
-                skip_malformed=skip_malformed,
-            ),
-            encode=False,
+        return self.stream(
+            "events", raw=raw, from_date=from_date, to_date=to_date, skip_malformed=skip_malformed, **arguments
         )
 
     def stream_events_jsonl(
@@ -216,36 +260,21 @@ class MixpanelHook(BaseHook):
         *,
         from_date: date | str,
         to_date: date | str,
-        events: Iterable[str] | str | None = None,
-        where: str | None = None,
         raw: bool = False,
-        time_in_ms: bool = False,
-        limit: int | None = None,
-        skip_malformed: bool = False,
         identity: IdentityMappings | None = None,
+        **options: Any,
     ) -> RecordStream:
-        """Like :meth:`stream_events`, but yield each record as the JSONL line (bytes, ending in
-        ``\\n``) that the operators and ``mixpanel-stream`` write. With ``raw=True`` the line is the
-        export line exactly as Mixpanel sent it, checked to be a JSON object.
+        """Like :meth:`stream_events` (the same keywords), but yield each record as the JSONL line
+        (bytes, ending in ``\\n``) that the operators and ``mixpanel-stream`` write. With ``raw=True``
+        the line is the export line exactly as Mixpanel sent it, checked to be a JSON object.
 
         :param identity: also derive the identity mappings (Simplified ID Merge) from the lines
             streamed, with the values their conversion reads anyway: each one goes to its
             ``on_mapping`` (see :meth:`stream_identity_mappings` and :ref:`howto/identity`). Make
             it with the ``time_in_ms`` of this call and the connection's ``project_timezone``.
         """
-        return self._event_stream(
-            EventQuery(
-                from_date=from_date,
-                to_date=to_date,
-                events=events,
-                where=where,
-                raw=raw,
-                time_in_ms=time_in_ms,
-                limit=limit,
-                skip_malformed=skip_malformed,
-            ),
-            encode=True,
-            identity=identity,
+        return self._stream(
+            "events", encode=True, raw=raw, from_date=from_date, to_date=to_date, identity=identity, **options
         )
 
     def stream_identity_mappings(
@@ -285,83 +314,24 @@ class MixpanelHook(BaseHook):
             encode=encode,
         )
 
-    def _event_stream(
-        self, query: EventQuery, *, encode: bool, identity: IdentityMappings | None = None
-    ) -> RecordStream:
-        return open_event_stream(
-            self.client, query, timezone=self.settings.project_timezone, encode=encode, identity=identity
-        )
+    def stream_profiles(self, *, raw: bool = False, **arguments: Unpack[ProfilesArguments]) -> RecordStream:
+        """Stream user profiles (or group profiles, with ``data_group_id``), lazily, page by page:
+        :meth:`stream` of ``"profiles"``.
 
-    def stream_profiles(
-        self,
-        *,
-        where: str | None = None,
-        raw: bool = False,
-        cohort_id: int | str | None = None,
-        output_properties: Iterable[str] | str | None = None,
-        distinct_ids: Iterable[str] | None = None,
-        data_group_id: str | None = None,
-        include_all_users: bool | None = None,
-        page_size: int | None = None,
-    ) -> RecordStream:
-        """Stream user profiles (or group profiles, with ``data_group_id``), lazily, page by page.
-
-        :param where: a Mixpanel selector expression, e.g. ``properties["plan"] == "pro"``.
         :param raw: yield each engage result as sent (``{"$distinct_id", "$properties"}``) instead
             of the normalized record (``distinct_id``, ``last_seen``, ``properties``).
-        :param cohort_id: only members of this cohort.
-        :param output_properties: only these properties (much smaller pages).
-        :param distinct_ids: only these profiles.
-        :param data_group_id: group profiles of this group key (Project Settings > Group Keys).
-        :param include_all_users: with ``cohort_id``: include members without a profile (Mixpanel's default).
-        :param page_size: profiles per page; Mixpanel's default is 1000.
+        :param arguments: ``where``, ``cohort_id``, ``output_properties``, ``distinct_ids``,
+            ``data_group_id``, ``include_all_users``, ``page_size``: see
+            :class:`~airflow_provider_mixpanel.kinds.profiles.ProfilesQuery`.
         """
-        return self._profile_stream(
-            ProfileQuery(
-                where=where,
-                raw=raw,
-                cohort_id=cohort_id,
-                output_properties=output_properties,
-                distinct_ids=distinct_ids,
-                data_group_id=data_group_id,
-                include_all_users=include_all_users,
-                page_size=page_size,
-            ),
-            encode=False,
-        )
+        return self.stream("profiles", raw=raw, **arguments)
 
-    def stream_profiles_jsonl(
-        self,
-        *,
-        where: str | None = None,
-        raw: bool = False,
-        cohort_id: int | str | None = None,
-        output_properties: Iterable[str] | str | None = None,
-        distinct_ids: Iterable[str] | None = None,
-        data_group_id: str | None = None,
-        include_all_users: bool | None = None,
-        page_size: int | None = None,
-    ) -> RecordStream:
+    def stream_profiles_jsonl(self, *, raw: bool = False, **arguments: Unpack[ProfilesArguments]) -> RecordStream:
         """Like :meth:`stream_profiles`, but yield each record as the JSONL line (bytes, ending in
         ``\\n``) that the operators and ``mixpanel-stream`` write, every value byte for byte as
         Mixpanel sent it. With ``raw=True`` the line is the engage result itself, made compact
         (whitespace outside strings removed)."""
-        return self._profile_stream(
-            ProfileQuery(
-                where=where,
-                raw=raw,
-                cohort_id=cohort_id,
-                output_properties=output_properties,
-                distinct_ids=distinct_ids,
-                data_group_id=data_group_id,
-                include_all_users=include_all_users,
-                page_size=page_size,
-            ),
-            encode=True,
-        )
-
-    def _profile_stream(self, query: ProfileQuery, *, encode: bool) -> RecordStream:
-        return open_profile_stream(self.client, query, encode=encode)
+        return self.stream_jsonl("profiles", raw=raw, **arguments)
 
     # ------------------------------------------------------------ test_connection
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
+from airflow_provider_mixpanel.kinds import KINDS, StreamKind, get_kind
 from airflow_provider_mixpanel.schemas import OUTPUT_FORMATS
 from airflow_provider_mixpanel.transfers.manifest import MANIFEST_FILENAME, manifest_folder, manifest_name
 from airflow_provider_mixpanel.transfers.storage import (
@@ -28,14 +29,12 @@ if TYPE_CHECKING:
     from airflow_provider_mixpanel.transfers.base import Destination
     from airflow_provider_mixpanel.transfers.windows import Unit
 
-STREAMS = ("events", "profiles")
 # Mixpanel allows 100 concurrent export queries per project.
 MAX_ACTIVE_WINDOWS = 100
 # Smallest part size accepted for rotation: smaller parts only multiply requests.
 MIN_FILE_SIZE_BYTES = 64 * 1024
-# Arguments that only one stream reads: given with the other stream, they would be ignored silently.
-EVENTS_ONLY = ("from_date", "to_date", "events", "window_days", "window_hours", "lookback_days")
-PROFILES_ONLY = ("cohort_id", "output_properties", "distinct_ids", "data_group_id", "include_all_users", "page_size")
+# The operators' arguments that split a dated kind's days into windows (only dated kinds read them).
+DAY_ARGUMENTS = ("from_date", "to_date", "window_days", "window_hours", "lookback_days")
 # An example object name for the hint when a name needs ``{window}``.
 WINDOW_EXAMPLE = f"mixpanel/events/{WINDOW_PLACEHOLDER}/part-{PART_PLACEHOLDER}.jsonl.gz"
 # An example object name for the identity mappings beside the events of WINDOW_EXAMPLE.
@@ -50,9 +49,16 @@ def task_prefix(task_id: str) -> str:
 
 
 def check_stream(stream: Any, *, where: str = "") -> str:
-    if stream not in STREAMS:
-        raise MixpanelConfigError(f"{where}stream={stream!r}: use 'events' or 'profiles'.")
-    return stream
+    return get_kind(stream, where=where).name
+
+
+def accepts(kind: StreamKind, name: str) -> bool:
+    """Whether ``kind`` reads the operator argument ``name`` (its query's, or a window argument)."""
+    if name == "window_hours":
+        return kind.hour_windows
+    if name in DAY_ARGUMENTS:
+        return kind.dated
+    return name in kind.query_type.arguments()
 
 
 def check_flag(value: Any, name: str, *, where: str = "") -> bool:
@@ -79,19 +85,21 @@ def check_optional_count(value: Any, name: str, *, minimum: int, where: str = ""
 
 
 def check_stream_arguments(stream: str, given: Mapping[str, Any], *, where: str = "") -> None:
-    """Refuse arguments of the other stream, and one date without the other.
+    """Refuse arguments the kind does not read (they would be ignored silently), and one date
+    without the other.
 
-    :param given: the stream-specific arguments by name, ``None`` where not given.
+    :param given: the kind-specific arguments by name, ``None`` where not given.
     """
-    other_only = PROFILES_ONLY if stream == "events" else EVENTS_ONLY
-    misplaced = [name for name in other_only if given.get(name) is not None]
+    kind = get_kind(stream, where=where)
+    misplaced = [name for name, value in given.items() if value is not None and not accepts(kind, name)]
     if misplaced:
-        other = "profiles" if stream == "events" else "events"
+        others = [k.name for k in KINDS.values() if all(accepts(k, name) for name in misplaced)]
+        fix = f"use stream={others[0]!r} in a task of its own" if others else "split them over tasks of their own"
         raise MixpanelConfigError(
-            f"{where}{', '.join(misplaced)} select {other}, but stream={stream!r}: remove them, or use "
-            f"stream={other!r} in a task of its own."
+            f"{where}{', '.join(misplaced)} select {' or '.join(others) or 'other kinds'}, but stream={stream!r}: "
+            f"remove them, or {fix}."
         )
-    if stream == "events" and (given.get("from_date") is None) != (given.get("to_date") is None):
+    if kind.dated and (given.get("from_date") is None) != (given.get("to_date") is None):
         raise MixpanelConfigError(
             f"{where}give both from_date and to_date (e.g. '{{{{ ds }}}}' for both), or neither: the task then "
             "exports the complete days of the run's data interval (or the day before the run, when the "
@@ -162,22 +170,16 @@ def check_placeholders(
     argument: str,
     *,
     where: str = "",
-    stream: str,
     rotating: bool,
     max_active_windows: int,
     lookback_days: int = 0,
 ) -> None:
     """The placeholders ``template`` needs: ``{part}`` with part rotation, ``{window}`` when several
-    windows are written at once or days are looked back at; and ``{window}`` only where there are
-    windows (events)."""
+    windows are written at once or days are looked back at."""
     if rotating and PART_PLACEHOLDER not in template:
         raise MixpanelConfigError(
             f"{where}max_file_size_bytes is set, so {argument} must hold the placeholder {PART_PLACEHOLDER} for the "
             f"part number: e.g. {with_part(template)!r}."
-        )
-    if WINDOW_PLACEHOLDER in template and stream != "events":
-        raise MixpanelConfigError(
-            f"{where}{WINDOW_PLACEHOLDER} in {argument} names a window of days, which needs stream='events'."
         )
     if max_active_windows > 1 and WINDOW_PLACEHOLDER not in template:
         raise MixpanelConfigError(

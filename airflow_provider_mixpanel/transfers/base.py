@@ -11,12 +11,13 @@ thread, :mod:`.storage` is the commit-or-abort interface the storage modules imp
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
@@ -25,6 +26,7 @@ from airflow_provider_mixpanel.compression import FORMAT_DEFAULT, check_output_c
 from airflow_provider_mixpanel.dates import date_range
 from airflow_provider_mixpanel.errors import MixpanelConfigError
 from airflow_provider_mixpanel.hooks.mixpanel import MixpanelHook
+from airflow_provider_mixpanel.kinds import KIND_ARGUMENTS, Query, StreamKind, get_kind
 from airflow_provider_mixpanel.schemas import bigquery_schema, check_bigquery_columns, record_columns
 from airflow_provider_mixpanel.transfers.arguments import (
     MAX_ACTIVE_WINDOWS,
@@ -60,6 +62,7 @@ from airflow_provider_mixpanel.transfers.iceberg_names import (
     new_attempt_token,
 )
 from airflow_provider_mixpanel.transfers.identity_parts import IdentityOutput
+from airflow_provider_mixpanel.transfers.lease import Writer
 from airflow_provider_mixpanel.transfers.outputs import ManifestContext, WindowOutputs
 from airflow_provider_mixpanel.transfers.parts import AirflowTaskAborted, PartFormat, WrittenPart
 from airflow_provider_mixpanel.transfers.progress import Progress
@@ -67,14 +70,12 @@ from airflow_provider_mixpanel.transfers.run_log import plan_lines
 from airflow_provider_mixpanel.transfers.runner import ExportRun, OutputResult
 from airflow_provider_mixpanel.transfers.storage import WINDOW_PLACEHOLDER, common_directory
 from airflow_provider_mixpanel.transfers.windows import (
-    PROFILES,
     RunDays,
     Unit,
     Window,
     days_of_run,
     plan_units,
     plan_windows,
-    window_where,
 )
 
 if TYPE_CHECKING:
@@ -164,24 +165,22 @@ class _Lineage(NamedTuple):
 
 
 class BaseMixpanelStreamOperator(BaseOperator):
-    """Stream Mixpanel events or profiles into object storage as JSONL or Parquet parts, with flat memory.
+    """Stream one kind of Mixpanel records (events, profiles, cohorts...) into object storage as
+    JSONL or Parquet parts, with flat memory.
 
-    Events: with neither ``from_date`` nor ``to_date``, the task exports the complete UTC days of
-    its run's data interval, or, when that interval is empty (Airflow 3's default cron timetable)
-    or missing, the complete day before the run (see :ref:`howto/operator:dates`).
+    Dated kinds (events...): with neither ``from_date`` nor ``to_date``, the task exports the
+    complete UTC days of its run's data interval, or, when that interval is empty (Airflow 3's
+    default cron timetable) or missing, the complete day before the run (see
+    :ref:`howto/operator:dates`). Snapshot kinds (profiles, cohorts...) export the project as it is
+    now, once per run; ``{window}`` in their object names is the run's date (that same day).
 
-    :param stream: ``"events"`` (Raw Event Export) or ``"profiles"`` (Engage).
-    :param from_date: events: first day, ``YYYY-MM-DD`` (templated); give both dates or neither.
-    :param to_date: events: last day, inclusive (templated).
-    :param events: events: only these event names (templated).
-    :param where: a Mixpanel expression filtering events or profiles (templated).
-    :param cohort_id: profiles: members of this cohort (templated).
-    :param output_properties: profiles: only these properties (templated).
-    :param distinct_ids: profiles: only these profiles (templated).
-    :param data_group_id: profiles: group profiles of this group key, e.g. ``"company_id"``
-        (Project Settings > Group Keys) instead of user profiles (templated).
-    :param include_all_users: profiles, with ``cohort_id``: also members without a profile.
-    :param page_size: profiles per Engage page; ``None`` takes the hook's default.
+    :param stream: the kind of records (see :ref:`howto/kinds`): ``"events"`` (default), ``"profiles"``...
+    :param from_date: dated kinds: first day, ``YYYY-MM-DD`` (templated); give both dates or neither.
+    :param to_date: dated kinds: last day, inclusive (templated).
+    :param arguments: the kind's own arguments, as keywords: e.g. ``events=["Purchase"]`` and
+        ``where=...`` for events, ``cohort_id=...`` or ``data_group_id=...`` for profiles,
+        ``cohort_ids=[...]`` for cohort members. Each kind's are listed in :ref:`howto/kinds`;
+        those marked templated there are rendered (they are in ``template_fields``).
     :param raw: write records as Mixpanel sent them instead of normalized.
     :param output_format: ``"jsonl"`` (default): one record per line; or ``"parquet"`` (needs the
         ``parquet`` extra): typed columns, ``properties`` as JSON text (see :ref:`howto/lake`).
@@ -194,12 +193,12 @@ class BaseMixpanelStreamOperator(BaseOperator):
         (compressed); the object name must then hold ``{part}``, which becomes ``00000``, ``00001``...
         An object name may also hold ``{window}``: the window's day (``2024-03-01``), or
         ``FIRST_LAST`` for windows of several days, so every window writes objects of its own.
-    :param window_days: events: split the days into requests of this many days (``None``: one
+    :param window_days: dated kinds: split the days into requests of this many days (``None``: one
         request). With part rotation each window is restarted on its own after a transient failure.
     :param window_hours: events: split each day into windows of this many hours (a divisor of 24),
         each one export request of that day bounded by ``where`` on ``properties["$time"]``;
         ``{window}`` then reads ``2024-03-01T06``. Not with ``window_days``.
-    :param lookback_days: events: also re-export the this many days before the first day (late
+    :param lookback_days: dated kinds: also re-export the this many days before the first day (late
         events: Mixpanel accepts events days after their time), each day replaced as a unit in
         objects of its own, so the object name must hold ``{window}``. One more export request per
         day looked back at (per hour window with ``window_hours``); see :ref:`howto/late-events`.
@@ -228,18 +227,13 @@ class BaseMixpanelStreamOperator(BaseOperator):
     template_fields: Sequence[str] = (
         "from_date",
         "to_date",
-        "events",
-        "where",
-        "cohort_id",
-        "output_properties",
-        "distinct_ids",
-        "data_group_id",
+        *(name for name, spec in KIND_ARGUMENTS.items() if spec.templated),
         "mixpanel_conn_id",
         "schema_object_name",
         "iceberg_table",
         "iceberg_conn_id",
     )
-    template_fields_renderers = {"events": "json", "output_properties": "json", "distinct_ids": "json"}
+    template_fields_renderers = {name: "json" for name, spec in KIND_ARGUMENTS.items() if spec.repeat}
     # Shared, not copied, by copy.deepcopy (Airflow copies tasks when a user clears them): the hook
     # holds an HTTP session, the run the locks of an execute in progress.
     shallow_copy_attrs: Sequence[str] = ("hook", "_run")
@@ -251,14 +245,6 @@ class BaseMixpanelStreamOperator(BaseOperator):
         stream: str = "events",
         from_date: str | date | None = None,
         to_date: str | date | None = None,
-        events: list[str] | str | None = None,
-        where: str | None = None,
-        cohort_id: int | str | None = None,
-        output_properties: list[str] | str | None = None,
-        distinct_ids: list[str] | str | None = None,
-        data_group_id: str | None = None,
-        include_all_users: bool | None = None,
-        page_size: int | None = None,
         raw: bool = False,
         output_format: str = "jsonl",
         compression: str | None = FORMAT_DEFAULT,
@@ -278,37 +264,29 @@ class BaseMixpanelStreamOperator(BaseOperator):
         mixpanel_hook_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        # The kind's own arguments (events=, where=, cohort_ids=...), declared by the kinds' queries.
+        given = {name: kwargs.pop(name) for name in KIND_ARGUMENTS if name in kwargs}
         super().__init__(**kwargs)
         prefix = task_prefix(self.task_id)
         self.stream = check_stream(stream, where=prefix)
+        kind = get_kind(self.stream)
         check_stream_arguments(
             self.stream,
             {
                 "from_date": from_date,
                 "to_date": to_date,
-                "events": events,
                 "window_days": window_days,
                 "window_hours": window_hours,
                 "lookback_days": lookback_days or None,
-                "cohort_id": cohort_id,
-                "output_properties": output_properties,
-                "distinct_ids": distinct_ids,
-                "data_group_id": data_group_id,
-                "include_all_users": include_all_users,
-                "page_size": page_size,
+                **given,
             },
             where=prefix,
         )
+        kind.query_type.check_given(given, templated=False, where=prefix)  # the rest once rendered
         self.from_date = from_date
         self.to_date = to_date
-        self.events = events
-        self.where = where
-        self.cohort_id = cohort_id
-        self.output_properties = output_properties
-        self.distinct_ids = distinct_ids
-        self.data_group_id = data_group_id
-        self.include_all_users = include_all_users
-        self.page_size = page_size
+        for name in KIND_ARGUMENTS:  # every templated field is an attribute, given or not
+            setattr(self, name, given.get(name))
         self.raw = check_flag(raw, "raw", where=prefix)
         self.output_format = check_output_format(output_format, where=prefix)
         self.compression = check_output_compression(self.output_format, compression, compression_level, where=prefix)
@@ -378,9 +356,20 @@ class BaseMixpanelStreamOperator(BaseOperator):
                 "(a project created before 2023): export whole days (drop window_hours) for this project."
             )
 
+    @property
+    def kind(self) -> StreamKind:
+        return get_kind(self.stream)
+
+    def _query(self) -> Query:
+        """The kind's query, built once from the rendered arguments (checked before any request)."""
+        kind = self.kind
+        given = {name: getattr(self, name) for name in kind.query_type.arguments()}
+        return kind.query_type.build(given, where=task_prefix(self.task_id))
+
     def execute(self, context: Any) -> Manifest:
         destination = self._checked_destination()
         schema_name = self._checked_schema_object_name()
+        query = self._query()
         windows = self._windows(context)
         units = self._units(windows, destination)
         if self.write_manifest:
@@ -401,15 +390,20 @@ class BaseMixpanelStreamOperator(BaseOperator):
         progress = Progress()
         run = ExportRun(
             store=store,
-            open_stream=self._open_stream,
+            open_stream=functools.partial(self._open_stream, query),
             part_format=self._part_format(self.stream, json_logical_type=table is None),
             max_stream_restarts=self.max_stream_restarts,
             progress=progress,
             outputs=WindowOutputs(
-                store, manifest=self._manifest_context() if self.write_manifest else None, table=table
+                store,
+                manifest=self._manifest_context(query) if self.write_manifest else None,
+                table=table,
+                writer=Writer.of_task(context, self.task_id),  # named by the windows' leases
             ),
             cancel_streams=self.hook.client.cancel,
-            identity=self._identity_output(store) if destination.identity_template is not None else None,
+            identity=self._identity_output(store, query, context)
+            if destination.identity_template is not None
+            else None,
         )
         self._run = run
         try:
@@ -420,7 +414,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
                 self.hook.__dict__.pop("client", None)
         results = [result for output in outputs for result in output.units]
         parts = [part for result in results for part in result.parts]
-        progress.log(final=True, windows=len(windows) if self.stream != "profiles" else None)
+        progress.log(final=True, windows=len(windows) if self.kind.dated else None)
         schema_file = self._write_schema_object(store, schema_name) if schema_name is not None else None
         deleted = [uri for output in outputs for uri in output.completed.deleted_stale]
         manifests = [output.completed.manifest for output in outputs if output.completed.manifest is not None]
@@ -472,12 +466,13 @@ class BaseMixpanelStreamOperator(BaseOperator):
             json_logical_type=json_logical_type,
         )
 
-    def _identity_output(self, store: ObjectStore) -> IdentityOutput:
-        """How the identity mappings are written: the events' encoding, their own manifests."""
-        context = replace(self._manifest_context(), stream="identity") if self.write_manifest else None
+    def _identity_output(self, store: ObjectStore, query: Query, context: Any) -> IdentityOutput:
+        """How the identity mappings are written: the events' encoding, their own manifests and
+        window leases (taken by this task attempt, as the events' are)."""
+        manifest = replace(self._manifest_context(query), stream="identity") if self.write_manifest else None
         return IdentityOutput(
             part_format=self._part_format("identity"),
-            outputs=WindowOutputs(store, manifest=context),
+            outputs=WindowOutputs(store, manifest=manifest, writer=Writer.of_task(context, self.task_id)),
             project_timezone=self.hook.settings.project_timezone,
         )
 
@@ -497,7 +492,6 @@ class BaseMixpanelStreamOperator(BaseOperator):
                 template,
                 argument,
                 where=prefix,
-                stream=self.stream,
                 rotating=self.max_file_size_bytes is not None,
                 max_active_windows=self.max_active_windows,
                 lookback_days=self.lookback_days,
@@ -513,7 +507,6 @@ class BaseMixpanelStreamOperator(BaseOperator):
             destination.name_template,
             destination.name_argument,
             where=prefix,
-            stream=self.stream,
             rotating=self.max_file_size_bytes is not None,
             max_active_windows=self.max_active_windows,
             lookback_days=self.lookback_days,
@@ -529,15 +522,19 @@ class BaseMixpanelStreamOperator(BaseOperator):
         Rendered Templates shows the days a run exports (Airflow keeps the rendered fields before
         ``execute`` runs)."""
         super().render_template_fields(context, jinja_env)
-        if self.stream != "profiles" and self.from_date is None and self.to_date is None:
+        if self.kind.dated and self.from_date is None and self.to_date is None:
             self._run_days = days_of_run(context, where=task_prefix(self.task_id))
             self.from_date, self.to_date = str(self._run_days.first), str(self._run_days.last)
 
     def _windows(self, context: Any) -> list[Window]:
-        """The windows to export: the rendered dates, or the days of the run when neither is given."""
-        if self.stream == "profiles":
-            return [PROFILES]
+        """The windows to export: the rendered dates, or the days of the run when neither is given;
+        a snapshot kind's one window, named after the run's date."""
         prefix = task_prefix(self.task_id)
+        if not self.kind.dated:
+            windows = [Window(None, None, snapshot=_run_date(context, where=prefix))]
+            for line in plan_lines(self.stream, windows, run_days=None, lookback_days=0):
+                log.info("%s", line)
+            return windows
         run_days = self._run_days
         if run_days is None and self.from_date is None and self.to_date is None:  # execute() called directly
             run_days = days_of_run(context or {}, where=prefix)
@@ -554,29 +551,17 @@ class BaseMixpanelStreamOperator(BaseOperator):
             log.info("%s", line)
         return windows
 
-    def _open_stream(self, window: Window, identity: IdentityMappings | None = None) -> RecordStream:
+    def _open_stream(self, query: Query, window: Window, identity: IdentityMappings | None = None) -> RecordStream:
         """The JSONL lines of one window (the request is sent on the first ``next()``); with
-        ``identity``, its identity mappings are derived from the same lines."""
-        if window is PROFILES:
-            return self.hook.stream_profiles_jsonl(
-                where=self.where or None,
-                raw=self.raw,
-                cohort_id=self.cohort_id,
-                output_properties=self.output_properties,
-                distinct_ids=self.distinct_ids,
-                data_group_id=self.data_group_id or None,
-                include_all_users=self.include_all_users,
-                page_size=self.page_size,
-            )
-        assert window.first is not None and window.last is not None
-        return self.hook.stream_events_jsonl(
-            from_date=window.first,
-            to_date=window.last,
-            events=self.events,
-            where=window_where(self.where, window),
-            raw=self.raw,
-            skip_malformed=self.skip_malformed,
-            identity=identity,
+        ``identity`` (events only), its identity mappings are derived from the same lines."""
+        kind = self.kind
+        days = None
+        if kind.dated:
+            assert window.first is not None and window.last is not None
+            days = (window.first, window.last)
+            query = kind.narrow(query, window.time_bounds)
+        return self.hook.open_query(
+            kind, query, days, raw=self.raw, encode=True, skip_malformed=self.skip_malformed, identity=identity
         )
 
     def _prepared_table(self, context: Any, destination: Destination) -> IcebergTable | None:
@@ -585,11 +570,18 @@ class BaseMixpanelStreamOperator(BaseOperator):
             return None
         prefix = task_prefix(self.task_id)
         name = check_table_name(self.iceberg_table, where=prefix)
-        if self.stream == "events" and WINDOW_PLACEHOLDER not in destination.name_template:
+        if self.kind.dated and WINDOW_PLACEHOLDER not in destination.name_template:
             raise MixpanelConfigError(
                 f"{prefix}{destination.name_argument}={destination.name_template!r}: with iceberg_table each day "
                 f"is committed from parts of its own, so the name needs {WINDOW_PLACEHOLDER}, e.g. "
                 f"'mixpanel/events/{WINDOW_PLACEHOLDER}/part-{{part}}.parquet'."
+            )
+        timezone = self.hook.settings.project_timezone
+        if self.kind.dated and timezone not in (None, "UTC", "Etc/UTC"):
+            raise MixpanelConfigError(
+                f"{prefix}iceberg_table needs a project whose days are UTC days, but connection "
+                f"{self.mixpanel_conn_id!r} sets project_timezone={timezone!r} (a project created before 2023): its "
+                "export days span two UTC days of the table's partitions. Write files for this project instead."
             )
         from airflow_provider_mixpanel.transfers.iceberg_table import IcebergTable
 
@@ -597,7 +589,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
             name,
             self.iceberg_conn_id,
             record_columns(self.stream, raw=self.raw),
-            dated=self.stream == "events",
+            dated=self.kind.dated,
             run_id=str((context or {}).get("run_id") or "manual"),
             attempt=new_attempt_token(context),
         )
@@ -616,16 +608,16 @@ class BaseMixpanelStreamOperator(BaseOperator):
         log.info("Wrote the BigQuery schema of the records to %s", store.uri(name))
         return store.uri(name)
 
-    def _manifest_context(self) -> ManifestContext:
+    def _manifest_context(self, query: Query) -> ManifestContext:
         """What every window's ``_manifest.json`` of this run says besides its window and parts."""
         settings = self.hook.settings
-        events = [self.events] if isinstance(self.events, str) else self.events
+        events = getattr(query, "events", None)  # the request's fields the manifest names, where the kind has them
         return ManifestContext(
             stream=self.stream,
             project_id=settings.project_id,
             region=settings.region,
             events=list(events) if events else None,
-            where=self.where or None,
+            where=getattr(query, "where", None),
             raw=self.raw,
             output_format=self.output_format,
             compression=self.compression,
@@ -642,11 +634,11 @@ class BaseMixpanelStreamOperator(BaseOperator):
         manifests: list[str],
         written: list[WindowEvent] | None = None,
     ) -> Manifest:
-        events = self.stream == "events"
+        dated = self.kind.dated
         return Manifest(
             stream=self.stream,
-            from_date=str(windows[0].first) if events else None,
-            to_date=str(windows[-1].last) if events else None,
+            from_date=str(windows[0].first) if dated else None,
+            to_date=str(windows[-1].last) if dated else None,
             raw=self.raw,
             output_format=self.output_format,
             compression=self.compression,
@@ -675,10 +667,9 @@ class BaseMixpanelStreamOperator(BaseOperator):
             return None
         if self._lineage is None:
             return OperatorLineage()
-        client = self.hook.client
-        source = client.export_url if self.stream == "events" else client.engage_url
-        namespace = source.split("/api/", 1)[0]
-        inputs = [Dataset(namespace=namespace, name=f"project/{self.hook.settings.project_id}/{self.stream}")]
+        kind = self.kind
+        namespace = self.hook.client.hosts[kind.quota]
+        inputs = [Dataset(namespace=namespace, name=f"project/{self.hook.settings.project_id}/{kind.lineage_name}")]
         # Several objects: their common "directory", as the official transfer operators name it.
         scheme, bucket, template, identity = self._lineage
         outputs = [
@@ -699,3 +690,14 @@ def _identity_summary(outputs: list[OutputResult]) -> IdentitySummary:
         deleted_stale_files=[uri for c in completed for uri in c.deleted_stale],
         manifests=[c.manifest for c in completed if c.manifest is not None],
     )
+
+
+def _run_date(context: Any, *, where: str) -> date:
+    """The date a snapshot is named after: the day the run stands for (the last of the days a dated
+    kind exports by default, ``{{ ds }}`` for a daily DAG on Airflow 2); outside a DAG run the
+    context's ``ds``, or today (UTC)."""
+    try:
+        return days_of_run(context or {}, where=where).last
+    except MixpanelConfigError:  # executed outside a run (no interval, logical date or run_after)
+        ds = (context or {}).get("ds")
+        return date.fromisoformat(str(ds)) if ds else datetime.now(UTC).date()

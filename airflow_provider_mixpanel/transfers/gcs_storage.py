@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
-from airflow_provider_mixpanel.transfers.storage import ObjectStore, ObjectUpload, StoredObject
+from airflow_provider_mixpanel.transfers.storage import (
+    ObjectStore,
+    ObjectUpload,
+    PreconditionFailed,
+    StoredObject,
+    VersionedObject,
+    precondition_text,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
@@ -22,6 +29,8 @@ DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 # HTTP statuses that may pass on a second try: the service's failures (500 and up) and throttling.
 SERVER_ERROR_STATUS = 500
 TOO_MANY_REQUESTS = 429
+# What a resumable upload's last request answers when its ifGenerationMatch does not hold.
+PRECONDITION_FAILED = 412
 
 
 def check_chunk_size(chunk_size: Any, *, where: str = "") -> int:
@@ -55,8 +64,33 @@ class GCSObjectStore(ObjectStore):
         self.client = hook.get_conn()
         self.chunk_size = chunk_size
 
-    def open(self, name: str, content_type: str) -> ObjectUpload:
-        return GCSUpload(self, name, content_type)
+    def open(self, name: str, content_type: str, *, if_absent: bool = False) -> ObjectUpload:
+        return GCSUpload(self, name, content_type, if_absent=if_absent)
+
+    def read(self, name: str) -> VersionedObject | None:
+        from google.api_core.exceptions import NotFound
+
+        blob = self.client.bucket(self.bucket).blob(name)
+        try:
+            data = blob.download_as_bytes()  # sets blob.generation from the response
+        except NotFound:
+            return None
+        return VersionedObject(data, str(blob.generation))
+
+    def put(
+        self, name: str, data: bytes, content_type: str, *, if_absent: bool = False, if_version: str | None = None
+    ) -> str:
+        from google.api_core.exceptions import PreconditionFailed as GooglePreconditionFailed
+
+        blob = self.client.bucket(self.bucket).blob(name)
+        generation = _generation_match(if_absent=if_absent, if_version=if_version)
+        try:
+            blob.upload_from_string(data, content_type=content_type, if_generation_match=generation)
+        except GooglePreconditionFailed as err:
+            raise PreconditionFailed(
+                self.uri(name), precondition_text(if_absent=if_absent, if_version=if_version)
+            ) from err
+        return str(blob.generation)
 
     def list_objects(self, prefix: str) -> Iterator[StoredObject]:
         for blob in self.client.list_blobs(self.bucket, prefix=prefix):
@@ -85,23 +119,44 @@ class GCSObjectStore(ObjectStore):
         return super().is_transient(error)
 
 
-class GCSUpload(ObjectUpload):
-    """One object through ``Blob.open("wb")``: invisible until :meth:`commit` finalizes it."""
+def _generation_match(*, if_absent: bool, if_version: str | None) -> int | None:
+    """GCS's ``ifGenerationMatch``: 0 means "no live object of that name"."""
+    if if_absent:
+        return 0
+    return int(if_version) if if_version is not None else None
 
-    def __init__(self, store: GCSObjectStore, name: str, content_type: str):
+
+class GCSUpload(ObjectUpload):
+    """One object through ``Blob.open("wb")``: invisible until :meth:`commit` finalizes it. With
+    ``if_absent`` the resumable session carries ``ifGenerationMatch=0``, which GCS checks when the
+    object is finalized."""
+
+    def __init__(self, store: GCSObjectStore, name: str, content_type: str, *, if_absent: bool = False):
         super().__init__(name)
         blob = store.client.bucket(store.bucket).blob(name, chunk_size=store.chunk_size)
+        self._uri = store.uri(name)
         self._bucket = store.bucket
-        self._writer: Any = blob.open("wb", content_type=content_type, ignore_flush=True)
+        self._if_absent = if_absent
+        conditions = {"if_generation_match": 0} if if_absent else {}
+        self._writer: Any = blob.open("wb", content_type=content_type, ignore_flush=True, **conditions)
 
     def write(self, data: bytes) -> None:
         self._writer.write(data)
 
     def commit(self) -> None:
+        from google.api_core.exceptions import PreconditionFailed as GooglePreconditionFailed
+
         try:
             self._writer.close()  # uploads the last chunk and finalizes the object
-        except BaseException:
+        except BaseException as err:
             self.abort()
+            if (
+                isinstance(err, GooglePreconditionFailed)
+                or getattr(getattr(err, "response", None), "status_code", None) == PRECONDITION_FAILED
+            ):
+                raise PreconditionFailed(
+                    self._uri, precondition_text(if_absent=self._if_absent, if_version=None)
+                ) from err
             raise
 
     def abort(self) -> None:

@@ -129,6 +129,19 @@ def attempt_template(template: str, token: str) -> str:
     return f"{directory}{slash}{stem}-{token}{dot}{extensions}"
 
 
+def earlier_tries_pattern(template: str, token: AttemptToken) -> re.Pattern[str]:
+    """Matches the names ``template`` (holding ``token``) makes for the earlier tries of the same
+    task instance only: the attempts known dead, whose open uploads may be aborted (another task's
+    upload in flight never is)."""
+    tries = "|".join(f"{n:02x}" for n in range(token.try_number % _TRY_MODULUS)) or "(?!)"
+    any_attempt = attempt_pattern(template, str(token)).pattern
+    return re.compile(
+        any_attempt.replace(
+            f"(?P<token>[0-9a-f]{{{ATTEMPT_TOKEN_DIGITS}}})", f"(?P<token>[0-9a-f]{{8}}{token.identity}(?:{tries}))"
+        )
+    )
+
+
 def attempt_pattern(template: str, token: str) -> re.Pattern[str]:
     """Matches the names an attempt's ``template`` (holding ``token``) makes, with any attempt's
     token (the group ``token``)."""

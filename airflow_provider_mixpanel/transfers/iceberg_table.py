@@ -46,6 +46,7 @@ from airflow_provider_mixpanel.transfers.iceberg_names import (
     TIME_COLUMN,
     AttemptToken,
     attempt_pattern,
+    earlier_tries_pattern,
     split_table_name,
 )
 from airflow_provider_mixpanel.transfers.storage import output_prefix
@@ -292,20 +293,27 @@ class IcebergTable:
                 referenced.update(files)
         return referenced
 
+    def earlier_tries_pattern(self, template: str) -> re.Pattern[str]:
+        """Matches the part names of ``template`` written by earlier tries of this task instance."""
+        return earlier_tries_pattern(template, self.attempt)
+
     def sibling_pattern(self, template: str) -> re.Pattern[str]:
         """Matches the part names of ``template`` (this attempt's) with any attempt's token."""
         return attempt_pattern(template, str(self.attempt))
 
     def delete_unreferenced(self, store: ObjectStore, template: str, parts: Sequence[WrittenPart]) -> list[str]:
-        """Delete the window's parts of other attempts that no snapshot references (a killed
-        attempt's, or those of snapshots expired since); the URIs deleted."""
+        """Delete the window's parts of other attempts that no snapshot references and that no
+        running attempt may still commit (a killed try's, or those of snapshots expired since);
+        the URIs deleted."""
         pattern = self.sibling_pattern(template)
         written = {part.name for part in parts}
-        candidates = [
-            o.name
-            for o in store.list_objects(output_prefix(template))
-            if pattern.match(o.name) and o.name not in written
-        ]
+        candidates = []
+        for stored in store.list_objects(output_prefix(template)):
+            match = pattern.match(stored.name)
+            if match is None or stored.name in written:
+                continue
+            if not self.attempt.may_still_commit(AttemptToken.parse(match.group("token"))):
+                candidates.append(stored.name)
         if not candidates:
             return []
         referenced = self.referenced_files()

@@ -1,12 +1,17 @@
 """What happens in the store around a window's parts (the objects of one name template).
 
-Before its first part (:meth:`WindowOutputs.begin`): its ``_manifest.json`` is deleted, so no
-reader takes the window for complete while it is rewritten, and uploads a killed attempt left open
-under its part names are aborted. After its last part (:meth:`WindowOutputs.end`): the parts an
-earlier run wrote beyond this run's last one are deleted, then the manifest is written, last.
+Before its first part (:meth:`WindowOutputs.begin`): the window's lease is taken (:mod:`.lease`:
+one writer per window; another task writing it fails this one, naming that task), then its
+``_manifest.json`` is deleted, so no reader takes the window for complete while it is rewritten,
+uploads a killed attempt left open under its part names are aborted, and the parts an earlier run
+wrote are deleted. Parts are then created with create-only writes, so a part of another writer is
+never overwritten: a commit that finds one fails. After its last part (:meth:`WindowOutputs.end`):
+the lease is renewed (proving it is still held, with a whole lease ahead), the parts are checked
+against the listing, and the manifest is written, last, create-only. :meth:`~WindowOutputs.release`
+then hands the lease back.
 
 A window that fails in between never reaches :meth:`~WindowOutputs.end`, so it keeps no manifest:
-a manifest is only ever beside the complete parts it lists.
+a manifest is only ever beside the complete parts it lists, all of one writer.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+from airflow_provider_mixpanel.transfers.lease import Lease, Leases, Writer, lease_name
 from airflow_provider_mixpanel.transfers.manifest import (
     MANIFEST_CONTENT_TYPE,
     RequestParameters,
@@ -24,7 +30,13 @@ from airflow_provider_mixpanel.transfers.manifest import (
     manifest_name,
 )
 from airflow_provider_mixpanel.transfers.run_log import window_line
-from airflow_provider_mixpanel.transfers.storage import PART_PLACEHOLDER, output_pattern, output_prefix
+from airflow_provider_mixpanel.transfers.storage import (
+    PART_PLACEHOLDER,
+    PreconditionFailed,
+    StorageConflictError,
+    output_pattern,
+    output_prefix,
+)
 from airflow_provider_mixpanel.transfers.windows import window_where
 
 if TYPE_CHECKING:
@@ -38,9 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class StorageConflictError(RuntimeError):
-    """A committed part is not in the store as it was written: another writer replaced or
-    deleted it meanwhile (two tasks writing the same window at once)."""
+__all__ = ["Claim", "Completed", "ManifestContext", "StorageConflictError", "WindowOutputs"]
 
 
 @dataclass(frozen=True)
@@ -72,61 +82,124 @@ class Completed(NamedTuple):
     snapshot_id: int | None = None
 
 
+class Claim(NamedTuple):
+    """A window this task is writing: its lease, and the parts an earlier run left there."""
+
+    template: str
+    #: ``None`` for a table window: Iceberg's own optimistic commits and per-attempt part names let
+    #: two tasks on one day both land (the table keeps one of them whole)
+    lease: Lease | None
+    #: the names of the parts an earlier run wrote, deleted before this run's first part
+    replaced: list[str]
+
+
 class WindowOutputs:
     """Prepares and finishes the objects of each window in ``store``.
 
     :param manifest: what manifests say; ``None`` writes none (``write_manifest=False``).
     :param table: an Iceberg table each window is committed into once its parts are written (and
         before its manifest, which then names the snapshot); ``None``: files only.
+    :param writer: this task attempt, as the windows' leases name it (``None``: this process).
+    :param leases: takes and renews the leases (made from ``store`` and ``writer`` when not given).
     """
 
-    def __init__(self, store: ObjectStore, *, manifest: ManifestContext | None, table: IcebergTable | None = None):
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        manifest: ManifestContext | None,
+        table: IcebergTable | None = None,
+        writer: Writer | None = None,
+        leases: Leases | None = None,
+    ):
         self.store = store
         self.manifest = manifest
         self.table = table
+        self.leases = leases if leases is not None else Leases(store, writer or Writer.of_task(None))
 
-    def begin(self, template: str) -> None:
-        """Before the window's first part: delete its manifest, abort uploads left open."""
-        if self.manifest is not None:
-            self.store.delete([manifest_name(template)])
-        # With a table each attempt names its parts apart: a killed attempt's uploads match any attempt's names.
-        pattern = self.table.sibling_pattern(template) if self.table is not None else output_pattern(template)
-        aborted = self.store.abort_incomplete_uploads(output_prefix(template), pattern)
-        if aborted:
-            log.warning(
-                "Aborted %d incomplete upload(s) an earlier, killed attempt left open: %s",
-                len(aborted),
-                ", ".join(aborted),
-            )
+    def begin(self, template: str) -> Claim:
+        """Before the window's first part: take its lease, delete its manifest, abort uploads left
+        open, delete the parts an earlier run wrote. Raises
+        :class:`~.lease.WindowLockedError` when another task holds the window."""
+        own_folder = self.manifest is not None
+        lease = self.leases.acquire(lease_name(template, own_folder=own_folder)) if self.table is None else None
+        try:
+            if self.manifest is not None:
+                self.store.delete([manifest_name(template)])
+            # With a table each attempt names its parts apart: abort the uploads of this task instance's
+            # earlier (killed) tries only, never those of another task writing the same window now.
+            pattern = self.table.earlier_tries_pattern(template) if self.table is not None else output_pattern(template)
+            aborted = self.store.abort_incomplete_uploads(output_prefix(template), pattern)
+            if aborted:
+                log.warning(
+                    "Aborted %d incomplete upload(s) an earlier, killed attempt left open: %s",
+                    len(aborted),
+                    ", ".join(aborted),
+                )
+            # Parts are created, never overwritten, so the old ones go first; one fixed object (no
+            # {part}) is replaced in place by its commit, so readers of it never see it missing. A
+            # table's old parts stay until its commit no longer references them (delete_unreferenced).
+            replaced = self._names(template) if PART_PLACEHOLDER in template and self.table is None else []
+            if replaced:
+                log.info("Deleting the %d part(s) an earlier run wrote: %s", len(replaced), ", ".join(replaced))
+                self.store.delete(replaced)
+        except BaseException:
+            if lease is not None:
+                self.leases.release(lease)
+            raise
+        return Claim(template, lease, replaced)
+
+    def check(self, claim: Claim) -> None:
+        """Before each part's commit: raise if the window's lease may be lost."""
+        if claim.lease is not None:
+            self.leases.check(claim.lease)
+
+    def release(self, claim: Claim) -> None:
+        """Hand the window's lease back (after :meth:`end`, or after a failure)."""
+        if claim.lease is not None:
+            self.leases.release(claim.lease)
+
+    def close(self) -> None:
+        """Stop renewing leases (the run is over)."""
+        self.leases.close()
+
+    def _names(self, template: str) -> list[str]:
+        pattern = output_pattern(template)
+        return sorted(o.name for o in self.store.list_objects(output_prefix(template)) if pattern.match(o.name))
 
     def end(
-        self, template: str, windows: Sequence[Window], parts: Sequence[WrittenPart], exported_at: datetime
+        self, claim: Claim, windows: Sequence[Window], parts: Sequence[WrittenPart], exported_at: datetime
     ) -> Completed:
-        """After the window's last part: delete stale parts, then write the manifest.
+        """After the window's last part: confirm the lease, check the parts, delete any foreign
+        part, then write the manifest.
 
-        :param windows: the windows written into ``template``'s objects, in order.
+        :param windows: the windows written into the claimed template's objects, in order.
         :param parts: the parts written, in order.
         :param exported_at: when the (earliest) export request of these windows was sent.
         """
-        completed = self._finish(template, windows, parts, exported_at)
+        if claim.lease is not None:
+            self.leases.renew(claim.lease)  # raises if another task took the window over
+        completed = self._finish(claim, windows, parts, exported_at)
         log.info("%s", window_line(windows, parts))
         return completed
 
     def _finish(
-        self, template: str, windows: Sequence[Window], parts: Sequence[WrittenPart], exported_at: datetime
+        self, claim: Claim, windows: Sequence[Window], parts: Sequence[WrittenPart], exported_at: datetime
     ) -> Completed:
+        template = claim.template
+        written = {p.name for p in parts}
+        replaced = [self.store.uri(name) for name in claim.replaced if name not in written]
         if PART_PLACEHOLDER not in template and self.manifest is None and self.table is None:
-            return Completed([], None)  # one fixed object: nothing stale, nothing to list
+            return Completed(replaced, None)  # one fixed object: nothing stale, nothing to list
         pattern = output_pattern(template)
         listed = {o.name: o for o in self.store.list_objects(output_prefix(template)) if pattern.match(o.name)}
         # Checked before anything is deleted: the manifest lists the parts as the store has them.
         stored = [self._stored(part, listed) for part in parts] if self.manifest is not None else []
-        written = {p.name for p in parts}
         stale = sorted(name for name in listed if name not in written)
         if stale:
-            log.info("Deleting %d stale part(s) left by an earlier run: %s", len(stale), ", ".join(stale))
+            log.warning("Deleting %d part(s) this task did not write: %s", len(stale), ", ".join(stale))
             self.store.delete(stale)
-        deleted = [self.store.uri(name) for name in stale]
+        deleted = sorted({*replaced, *(self.store.uri(name) for name in stale)})
         snapshot_id = self.table.commit(windows[0], parts) if self.table is not None else None
         uri = self._write_manifest(template, windows, parts, stored, exported_at, snapshot_id)
         if self.table is not None:  # after the commit: the parts it replaced may now be unreferenced
@@ -155,8 +228,17 @@ class WindowOutputs:
             request=self._request(windows),
             snapshot_id=snapshot_id,
         )
-        self.store.put(name, encode_manifest(manifest), MANIFEST_CONTENT_TYPE)
         uri = self.store.uri(name)
+        try:
+            # Create-only under a lease; a table's window may be finished by two tasks, the last one's
+            # manifest naming the snapshot that holds it.
+            self.store.put(name, encode_manifest(manifest), MANIFEST_CONTENT_TYPE, if_absent=self.table is None)
+        except PreconditionFailed as err:
+            raise StorageConflictError(
+                f"{uri} appeared while this task wrote the window: a task that takes no lease (an older "
+                "version of this provider?) wrote it meanwhile. Let one task at a time write a window, then run "
+                "this one again."
+            ) from err
         log.debug("Wrote %s: %d part(s), %d records, %d bytes", uri, len(parts), manifest["records"], manifest["bytes"])
         return uri
 

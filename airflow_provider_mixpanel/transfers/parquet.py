@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
 from airflow_provider_mixpanel.jsonl import lenient_members
-from airflow_provider_mixpanel.schemas import JSON, TEXT, TIMESTAMP, Column
+from airflow_provider_mixpanel.schemas import BOOLEAN, INTEGER, JSON, TEXT, TIMESTAMP, Column
 from airflow_provider_mixpanel.transfers.parts import BATCH_BYTES
 
 # JSONL bytes gathered into one row group. The row group's columns are held in memory until it is
@@ -40,7 +40,15 @@ TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 # strings with an older pyarrow that was installed without the extra.
 _JSON_EXTENSION = hasattr(pa, "json_")
 _JSON_TYPE = pa.json_(pa.string()) if _JSON_EXTENSION else pa.string()
-_ARROW_TYPES = {TEXT: pa.string(), TIMESTAMP: TIMESTAMP_TYPE, JSON: _JSON_TYPE}
+_ARROW_TYPES = {
+    TEXT: pa.string(),
+    TIMESTAMP: TIMESTAMP_TYPE,
+    JSON: _JSON_TYPE,
+    INTEGER: pa.int64(),
+    BOOLEAN: pa.bool_(),
+}
+# Columns whose values msgspec decodes into Python values of this type (the others are text or raw JSON).
+_VALUE_TYPES: dict[str, type] = {INTEGER: int, BOOLEAN: bool}
 _EMPTY_RAW = msgspec.Raw()
 _members = msgspec.json.Decoder(dict[str, msgspec.Raw])
 # The stdlib reads what msgspec refuses (a raw control character, a lone surrogate escape).
@@ -157,6 +165,8 @@ class ParquetEncoder:
 
     @staticmethod
     def _array(column: Column, values: list[Any]) -> pa.Array:
+        if column.kind in _VALUE_TYPES:
+            return pa.array(values, _ARROW_TYPES[column.kind])
         return _json_array(values) if column.kind == JSON else _text_array(column, values)
 
     def _record_batch_leniently(self, data: bytes) -> pa.RecordBatch:
@@ -175,8 +185,11 @@ class ParquetEncoder:
                 )
             for column, column_values in zip(self.columns, values, strict=True):
                 text = members.get(column.name)
-                column_values.append(text if text is None or column.kind == JSON else _text_value(text))
-        arrays = [_text_array(column, texts) for column, texts in zip(self.columns, values, strict=True)]
+                column_values.append(text if text is None or column.kind == JSON else _typed_value(column, text))
+        arrays = [
+            pa.array(texts, _ARROW_TYPES[column.kind]) if column.kind in _VALUE_TYPES else _text_array(column, texts)
+            for column, texts in zip(self.columns, values, strict=True)
+        ]
         return self._batch(arrays)
 
     def _batch(self, arrays: list[pa.Array]) -> pa.RecordBatch:
@@ -190,7 +203,9 @@ def _typed_decoder(columns: Sequence[Column]) -> msgspec.json.Decoder:
     and json columns raw JSON text. Another member, or a value of another type, raises, and the
     batch takes the slow road."""
     fields = [
-        (f"c{i}", msgspec.Raw, _EMPTY_RAW) if column.kind == JSON else (f"c{i}", str | None, None)
+        (f"c{i}", msgspec.Raw, _EMPTY_RAW)
+        if column.kind == JSON
+        else (f"c{i}", _VALUE_TYPES.get(column.kind, str) | None, None)
         for i, column in enumerate(columns)
     ]
     row = msgspec.defstruct(
@@ -233,6 +248,18 @@ def _timestamp_array(column: Column, texts: list[Any]) -> pa.Array:
         raise MixpanelMalformedRecordError(
             f"A record's {column.name} is not an ISO-8601 time with its UTC offset: {err}"
         ) from None
+
+
+def _typed_value(column: Column, text: str) -> Any:
+    """A column's value from the member's JSON text: integers and booleans as themselves, text by
+    :func:`_text_value`."""
+    wanted = _VALUE_TYPES.get(column.kind)
+    if wanted is None:
+        return _text_value(text)
+    value = _lenient.decode(text)
+    if value is not None and (type(value) is not wanted):
+        raise MixpanelMalformedRecordError(f"A record's {column.name} is not {column.kind}: {text[:100]!r}")
+    return value
 
 
 def _text_value(text: str) -> str | None:

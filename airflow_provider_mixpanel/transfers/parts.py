@@ -11,12 +11,12 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_mixpanel.compression import CONTENT_TYPES, PARQUET_CONTENT_TYPE, Compressor
-from airflow_provider_mixpanel.transfers.storage import part_name
+from airflow_provider_mixpanel.transfers.storage import PART_PLACEHOLDER, part_name
 
 if TYPE_CHECKING:
     from airflow_provider_mixpanel.schemas import Column
@@ -105,13 +105,23 @@ class PartWriter:
 
     Parts are numbered from ``first_part``; with ``max_file_size_bytes`` a part is committed once
     its compressed size passes that many bytes and the next batch starts a new one. Every
-    committed part is complete; :meth:`abort` discards the part in flight.
+    committed part is complete; a numbered part is created, never overwritten (a part of that name
+    already there fails the commit: another writer's); ``before_commit`` runs before each commit (the window's
+    lease check). :meth:`abort` discards the part in flight.
     """
 
     def __init__(
-        self, store: ObjectStore, name_template: str, *, first_part: int, part_format: PartFormat, progress: Progress
+        self,
+        store: ObjectStore,
+        name_template: str,
+        *,
+        first_part: int,
+        part_format: PartFormat,
+        progress: Progress,
+        before_commit: Callable[[], None] | None = None,
     ):
         self.store = store
+        self.before_commit = before_commit
         self.name_template = name_template
         self.next_part = first_part
         self.format = part_format
@@ -167,7 +177,9 @@ class PartWriter:
 
     def _open_part(self) -> None:
         name = part_name(self.name_template, self.next_part)
-        self._upload = self.store.open(name, self.format.content_type)
+        # Numbered parts are created, never overwritten (the window's old ones were deleted first);
+        # one fixed object (no {part}) is replaced in place, under the window's lease.
+        self._upload = self.store.open(name, self.format.content_type, if_absent=PART_PLACEHOLDER in self.name_template)
         self._compressor = self.format.encoder()
         self._part_bytes = 0
         self._part_records = 0
@@ -182,6 +194,8 @@ class PartWriter:
     def _commit_part(self) -> None:
         assert self._upload is not None and self._compressor is not None
         self._send(self._compressor.flush())
+        if self.before_commit is not None:
+            self.before_commit()
         upload, self._upload = self._upload, None
         upload.commit()
         uri = self.store.uri(upload.name)
@@ -227,6 +241,11 @@ class BackgroundPartWriter:
                 return
             except queue.Full:
                 continue
+
+    @property
+    def committed(self) -> list[WrittenPart]:
+        """The parts committed so far."""
+        return list(self._writer.parts)
 
     def finish(self) -> list[WrittenPart]:
         """Wait until every batch is written, then commit the last part."""

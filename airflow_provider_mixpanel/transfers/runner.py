@@ -2,8 +2,10 @@
 aborted together, at once, when the task is killed or one of them fails.
 
 Units that share a name template form one output (a window's objects): before its first unit the
-output is prepared (its manifest deleted, leftover uploads aborted) and after its last one finished
-(stale parts deleted, manifest written) by :class:`~.outputs.WindowOutputs`.
+output is claimed (its lease taken, its manifest, leftover uploads and old parts removed) and after
+its last one finished (lease confirmed, parts checked, manifest written) by
+:class:`~.outputs.WindowOutputs`; its lease is released whatever happened. Losing a lease aborts
+the run.
 
 An :class:`ExportRun` is made by ``execute`` and lives as long as it: it holds the threads' shared
 state (a lock and the writers in flight), which an operator must not hold, since Airflow copies
@@ -33,13 +35,12 @@ from airflow_provider_mixpanel.transfers.parts import (
 )
 
 if TYPE_CHECKING:
-    from airflow_provider_mixpanel.identity import IdentityMappings
     from airflow_provider_mixpanel.streams import RecordStream
     from airflow_provider_mixpanel.transfers.identity_parts import IdentityOutput
-    from airflow_provider_mixpanel.transfers.outputs import Completed, WindowOutputs
+    from airflow_provider_mixpanel.transfers.outputs import Claim, Completed, WindowOutputs
     from airflow_provider_mixpanel.transfers.progress import Progress
     from airflow_provider_mixpanel.transfers.storage import ObjectStore
-    from airflow_provider_mixpanel.transfers.windows import Unit, Window
+    from airflow_provider_mixpanel.transfers.windows import Unit
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ class ExportRun:
     """Writes units of windows into parts of one store.
 
     :param store: where the parts go.
-    :param open_stream: the JSONL lines of a window, as a :class:`~airflow_provider_mixpanel.streams.RecordStream`.
+    :param open_stream: the JSONL lines of a window, as a :class:`~airflow_provider_mixpanel.streams.RecordStream`;
+        with ``identity``, called as ``open_stream(window, mappings)`` to derive them from the same lines.
     :param part_format: compression and part rotation.
     :param max_stream_restarts: how often a unit is written again from scratch after a transient failure.
     :param progress: counts and logs what passed.
@@ -83,7 +85,7 @@ class ExportRun:
         self,
         *,
         store: ObjectStore,
-        open_stream: Callable[[Window, IdentityMappings | None], RecordStream],
+        open_stream: Callable[..., RecordStream],
         part_format: PartFormat,
         max_stream_restarts: int,
         progress: Progress,
@@ -98,6 +100,9 @@ class ExportRun:
         self.max_stream_restarts = max_stream_restarts
         self.progress = progress
         self.outputs = outputs
+        outputs.leases.on_lost = self.abort  # another task took a window over: stop everything
+        if identity is not None:
+            identity.outputs.leases.on_lost = self.abort
         self.cancel_streams = cancel_streams
         self._lock = threading.Lock()
         self._writers: set[BackgroundPartWriter] = set()
@@ -123,28 +128,32 @@ class ExportRun:
             self.cancel_streams()
 
     def _start_writer(
-        self, template: str, first_part: int, part_format: PartFormat | None = None
+        self, claim: Claim, first_part: int, part_format: PartFormat | None = None, outputs: WindowOutputs | None = None
     ) -> BackgroundPartWriter:
+        """A writer of ``claim``'s parts; each commit first checks the claim's lease (with the
+        ``outputs`` that took it: the identity mappings' own)."""
+        claimed_by = outputs or self.outputs
         with self._lock:
             if self._abort_reason is not None:
                 raise AirflowTaskAborted(self._abort_reason)
             writer = BackgroundPartWriter(
                 PartWriter(
                     self.store,
-                    template,
+                    claim.template,
                     first_part=first_part,
                     part_format=part_format or self.part_format,
                     progress=self.progress,  # bytes written count the identity parts too
+                    before_commit=lambda: claimed_by.check(claim),
                 )
             )
             self._writers.add(writer)
         return writer
 
-    def _start_identity(self, unit: Unit, first_part: int) -> IdentityParts | None:
+    def _start_identity(self, claim: Claim | None, first_part: int) -> IdentityParts | None:
         """The writer of the unit's identity mappings, when it has any to write."""
-        if self.identity is None or unit.identity_template is None:
+        if self.identity is None or claim is None:
             return None
-        writer = self._start_writer(unit.identity_template, first_part, self.identity.part_format)
+        writer = self._start_writer(claim, first_part, self.identity.part_format, self.identity.outputs)
         return IdentityParts(writer, project_timezone=self.identity.project_timezone)
 
     def _forget(self, writer: BackgroundPartWriter) -> None:
@@ -157,35 +166,51 @@ class ExportRun:
         """Write every output (consecutive units sharing a name template), ``max_active`` at once;
         the first failure aborts the others and is raised."""
         outputs = [list(group) for _, group in itertools.groupby(units, key=lambda unit: unit.name_template)]
-        if max_active > 1 and len(outputs) > 1:
-            return self._write_concurrently(outputs, max_active)
-        return [self.write_output(output) for output in outputs]
+        try:
+            if max_active > 1 and len(outputs) > 1:
+                return self._write_concurrently(outputs, max_active)
+            return [self.write_output(output) for output in outputs]
+        finally:
+            self.outputs.close()
+            if self.identity is not None:
+                self.identity.outputs.close()
 
     def write_output(self, units: list[Unit]) -> OutputResult:
-        """Prepare the output's objects, write its units (continuing its part numbers), finish it."""
-        template = units[0].name_template
-        identity_template = units[0].identity_template if self.identity is not None else None
+        """Claim the output's objects (and its identity mappings'), write its units (continuing
+        their part numbers), finish them, release them."""
         self._refuse_if_aborted()
-        self.outputs.begin(template)
-        if identity_template is not None:
-            assert self.identity is not None
-            self.identity.outputs.begin(identity_template)
-        results: list[UnitResult] = []
-        next_part = next_identity_part = 0
-        for unit in units:
-            results.append(self.write_unit(unit, first_part=next_part, first_identity_part=next_identity_part))
-            next_part += len(results[-1].parts)
-            next_identity_part += len(results[-1].identity_parts)
-        self._refuse_if_aborted()  # aborted meanwhile: the output is not declared complete
-        windows = [window for unit in units for window in unit.windows]
-        parts = [part for result in results for part in result.parts]
-        exported_at = min(result.exported_at for result in results)
-        identity_completed = None
-        if identity_template is not None:  # finished first: the events' manifest, written last, is the signal
-            assert self.identity is not None
-            identity_parts = [part for result in results for part in result.identity_parts]
-            identity_completed = self.identity.outputs.end(identity_template, windows, identity_parts, exported_at)
-        return OutputResult(results, self.outputs.end(template, windows, parts, exported_at), identity_completed)
+        claim = self.outputs.begin(units[0].name_template)
+        identity_claim: Claim | None = None
+        try:
+            identity_template = units[0].identity_template if self.identity is not None else None
+            if identity_template is not None:
+                assert self.identity is not None
+                identity_claim = self.identity.outputs.begin(identity_template)
+            results: list[UnitResult] = []
+            next_part = next_identity_part = 0
+            for unit in units:
+                results.append(
+                    self.write_unit(
+                        unit, claim, identity_claim, first_part=next_part, first_identity_part=next_identity_part
+                    )
+                )
+                next_part += len(results[-1].parts)
+                next_identity_part += len(results[-1].identity_parts)
+            self._refuse_if_aborted()  # aborted meanwhile: the output is not declared complete
+            windows = [window for unit in units for window in unit.windows]
+            parts = [part for result in results for part in result.parts]
+            exported_at = min(result.exported_at for result in results)
+            identity_completed = None
+            if identity_claim is not None:  # finished first: the events' manifest, written last, is the signal
+                assert self.identity is not None
+                identity_parts = [part for result in results for part in result.identity_parts]
+                identity_completed = self.identity.outputs.end(identity_claim, windows, identity_parts, exported_at)
+            return OutputResult(results, self.outputs.end(claim, windows, parts, exported_at), identity_completed)
+        finally:
+            if identity_claim is not None:
+                assert self.identity is not None
+                self.identity.outputs.release(identity_claim)
+            self.outputs.release(claim)
 
     def _refuse_if_aborted(self) -> None:
         reason = self._abort_reason
@@ -234,21 +259,31 @@ class ExportRun:
             except BaseException as err:
                 future.set_exception(err)
 
-    def write_unit(self, unit: Unit, *, first_part: int, first_identity_part: int = 0) -> UnitResult:
-        """Write one unit (and its identity mappings); after a transient failure abort its uploads
-        and write it again from scratch."""
+    def write_unit(
+        self,
+        unit: Unit,
+        claim: Claim,
+        identity_claim: Claim | None = None,
+        *,
+        first_part: int,
+        first_identity_part: int = 0,
+    ) -> UnitResult:
+        """Write one unit (and, with ``identity_claim``, its identity mappings); after a transient
+        failure abort its uploads, delete the parts they committed, and write it again from scratch."""
         attempt = 0
         while True:
-            writer = self._start_writer(unit.name_template, first_part)
+            writer = self._start_writer(claim, first_part)
             identity: IdentityParts | None = None
             started = datetime.now(UTC)
             try:
-                identity = self._start_identity(unit, first_identity_part)
+                identity = self._start_identity(identity_claim, first_identity_part)
                 skipped = 0
                 for window in unit.windows:
                     if self._abort_reason is not None:  # aborted before its request: never send it
                         raise AirflowTaskAborted(self._abort_reason)
-                    lines = self.open_stream(window, identity.mappings if identity is not None else None)
+                    lines = (
+                        self.open_stream(window) if identity is None else self.open_stream(window, identity.mappings)
+                    )
                     try:
                         write_batches(lines, writer, self.progress)
                     finally:
@@ -264,6 +299,11 @@ class ExportRun:
                     raise AirflowTaskAborted(self._abort_reason) from err
                 if attempt >= self.max_stream_restarts or not self._is_transient(err):
                     raise
+                committed = [part.name for part in writer.committed]
+                if identity is not None:
+                    committed += [part.name for part in identity.writer.committed]
+                if committed:  # parts are created, never overwritten: the next try writes them anew
+                    self.store.delete(committed)
                 attempt += 1
                 log.warning(
                     "Writing %s failed mid-stream (%s: %s); its upload was aborted. Streaming %s again from "

@@ -12,7 +12,14 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
-from airflow_provider_mixpanel.transfers.storage import ObjectStore, ObjectUpload, StoredObject
+from airflow_provider_mixpanel.transfers.storage import (
+    ObjectStore,
+    ObjectUpload,
+    PreconditionFailed,
+    StoredObject,
+    VersionedObject,
+    precondition_text,
+)
 
 if TYPE_CHECKING:
     import re
@@ -32,6 +39,10 @@ DELETE_BATCH = 1000
 # HTTP statuses from this one up are the service's failures, which may pass on a second try.
 SERVER_ERROR_STATUS = 500
 TRANSIENT_ERROR_CODES = ("SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable")
+# A conditional write whose condition failed: 412 PreconditionFailed; 409 ConditionalRequestConflict
+# when another conditional write of the key was under way at once; NoSuchKey for If-Match on a key
+# that is gone.
+CONDITION_FAILED_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey")
 
 # The extra arguments each call takes (s3transfer.upload.UploadSubmissionTask.UPLOAD_PART_ARGS and
 # COMPLETE_MULTIPART_ARGS): the SSE-C key must accompany every part and the completion, and a
@@ -90,6 +101,21 @@ def check_extra_args(extra_args: Any, *, where: str = "") -> dict[str, Any]:
     return dict(extra_args)
 
 
+def _conditions(*, if_absent: bool, if_version: str | None) -> dict[str, str]:
+    """The conditional-write arguments of PutObject and CompleteMultipartUpload."""
+    if if_absent:
+        return {"IfNoneMatch": "*"}
+    if if_version is not None:
+        return {"IfMatch": f'"{if_version}"'}
+    return {}
+
+
+def _condition_failed(error: BaseException) -> bool:
+    from botocore.exceptions import ClientError
+
+    return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in CONDITION_FAILED_CODES
+
+
 def _only(extra_args: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     return {name: value for name, value in extra_args.items() if name in names}
 
@@ -110,10 +136,42 @@ class S3ObjectStore(ObjectStore):
         self.client = hook.get_conn()
         self.extra_args: dict[str, Any] = dict(getattr(hook, "extra_args", None) or {})
         self.bucket_args = _only(self.extra_args, BUCKET_ARGS)
+        self._read_args = _only(self.extra_args, (*SSE_C_ARGS, *BUCKET_ARGS))
         self.part_size = part_size
 
-    def open(self, name: str, content_type: str) -> ObjectUpload:
-        return S3Upload(self, name, content_type)
+    def open(self, name: str, content_type: str, *, if_absent: bool = False) -> ObjectUpload:
+        return S3Upload(self, name, content_type, if_absent=if_absent)
+
+    def read(self, name: str) -> VersionedObject | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=name, **self._read_args)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        with response["Body"] as body:
+            return VersionedObject(body.read(), response["ETag"].strip('"'))
+
+    def put(
+        self, name: str, data: bytes, content_type: str, *, if_absent: bool = False, if_version: str | None = None
+    ) -> str:
+        try:
+            response = self.client.put_object(
+                Bucket=self.bucket,
+                Key=name,
+                Body=data,
+                **{"ContentType": content_type, **self.extra_args},
+                **_conditions(if_absent=if_absent, if_version=if_version),
+            )
+        except Exception as err:
+            if _condition_failed(err):
+                raise PreconditionFailed(
+                    self.uri(name), precondition_text(if_absent=if_absent, if_version=if_version)
+                ) from err
+            raise
+        return str(response["ETag"]).strip('"')
 
     def list_objects(self, prefix: str) -> Iterator[StoredObject]:
         paginator = self.client.get_paginator("list_objects_v2")
@@ -181,10 +239,12 @@ class S3ObjectStore(ObjectStore):
 class S3Upload(ObjectUpload):
     """One object: a single PUT when it fits in one part, else a multipart upload."""
 
-    def __init__(self, store: S3ObjectStore, name: str, content_type: str):
+    def __init__(self, store: S3ObjectStore, name: str, content_type: str, *, if_absent: bool = False):
         super().__init__(name)
         self._store = store
         self._object_args = {"ContentType": content_type, **store.extra_args}  # the user's ContentType wins
+        self._if_absent = if_absent
+        self._conditions = _conditions(if_absent=if_absent, if_version=None)
         self._part_args = _only(store.extra_args, UPLOAD_PART_ARGS)
         self._complete_args = _only(store.extra_args, COMPLETE_MULTIPART_ARGS)
         self._abort_args = _only(store.extra_args, ABORT_MULTIPART_ARGS)
@@ -229,7 +289,11 @@ class S3Upload(ObjectUpload):
         try:
             if self._upload_id is None:
                 store.client.put_object(
-                    Bucket=store.bucket, Key=self.name, Body=bytes(self._buffer), **self._object_args
+                    Bucket=store.bucket,
+                    Key=self.name,
+                    Body=bytes(self._buffer),
+                    **self._object_args,
+                    **self._conditions,
                 )
             else:
                 if self._buffer:
@@ -240,9 +304,13 @@ class S3Upload(ObjectUpload):
                     UploadId=self._upload_id,
                     MultipartUpload={"Parts": self._parts},
                     **self._complete_args,
+                    **self._conditions,
                 )
-        except BaseException:
+        except BaseException as err:
             self.abort()
+            if _condition_failed(err):
+                uri = store.uri(self.name)
+                raise PreconditionFailed(uri, precondition_text(if_absent=self._if_absent, if_version=None)) from err
             raise
         self._buffer = bytearray()
 

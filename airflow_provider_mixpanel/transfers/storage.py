@@ -5,6 +5,12 @@ An :class:`ObjectUpload` receives bytes and either commits them as one complete 
 leaving nothing behind. Nothing is visible at the destination before :meth:`ObjectUpload.commit`.
 Object names come from a template that may hold ``{part}`` (the part number) and ``{window}`` (the
 window's days).
+
+Writes can be conditional, as the stores themselves check them, atomically: ``if_absent`` (S3
+``If-None-Match: *``, GCS ``ifGenerationMatch=0``) creates an object only where none exists, and
+``if_version`` (S3 ``If-Match`` on the ETag, GCS ``ifGenerationMatch``) replaces an object only if
+it is still the version read. A condition that does not hold raises :class:`PreconditionFailed`.
+This is what keeps two tasks from writing one window at once (:mod:`.lease`).
 """
 
 from __future__ import annotations
@@ -19,6 +25,33 @@ PART_PLACEHOLDER = "{part}"
 WINDOW_PLACEHOLDER = "{window}"
 # Part numbers are zero-padded to this many digits, so names sort in part order.
 PART_DIGITS = 5
+
+
+class StorageConflictError(RuntimeError):
+    """The objects of a window are not as this task left them: another writer replaced, created
+    or deleted some meanwhile (two tasks writing the same window at once)."""
+
+
+class PreconditionFailed(StorageConflictError):
+    """A conditional write found the object otherwise than required: it exists (``if_absent``) or
+    is another version than the one read (``if_version``)."""
+
+    def __init__(self, uri: str, condition: str):
+        super().__init__(f"{uri}: {condition}; another writer wrote it meanwhile.")
+        self.uri = uri
+        self.condition = condition
+
+
+def precondition_text(*, if_absent: bool, if_version: str | None) -> str:
+    """What a failed condition required, for :class:`PreconditionFailed`."""
+    return "was to be created but exists" if if_absent else f"was to replace version {if_version} but changed"
+
+
+class VersionedObject(NamedTuple):
+    """An object's content and the version a conditional write names (S3's ETag, GCS's generation)."""
+
+    data: bytes
+    version: str
 
 
 class StoredObject(NamedTuple):
@@ -44,7 +77,8 @@ class ObjectUpload(ABC):
 
     @abstractmethod
     def commit(self) -> None:
-        """Make the object visible, complete. Raises if that fails (after aborting)."""
+        """Make the object visible, complete. Raises if that fails (after aborting), and
+        :class:`PreconditionFailed` when it was opened ``if_absent`` and the object exists."""
 
     @abstractmethod
     def abort(self) -> None:
@@ -63,8 +97,21 @@ class ObjectStore(ABC):
         return f"{self.scheme}://{self.bucket}/{name}"
 
     @abstractmethod
-    def open(self, name: str, content_type: str) -> ObjectUpload:
-        """Start writing object ``name``."""
+    def open(self, name: str, content_type: str, *, if_absent: bool = False) -> ObjectUpload:
+        """Start writing object ``name``; with ``if_absent`` its commit creates it only if no
+        object of that name exists then (checked by the store, atomically)."""
+
+    @abstractmethod
+    def read(self, name: str) -> VersionedObject | None:
+        """The object's content and version; ``None`` when there is none."""
+
+    @abstractmethod
+    def put(
+        self, name: str, data: bytes, content_type: str, *, if_absent: bool = False, if_version: str | None = None
+    ) -> str:
+        """Write a small object whole; returns its new version. ``if_absent``: only if no object
+        of that name exists; ``if_version``: only if it is still that version. Raises
+        :class:`PreconditionFailed` when the condition does not hold."""
 
     @abstractmethod
     def list_objects(self, prefix: str) -> Iterable[StoredObject]:
@@ -73,16 +120,6 @@ class ObjectStore(ABC):
     @abstractmethod
     def delete(self, names: list[str]) -> None:
         """Delete these objects (names that do not exist are no error)."""
-
-    def put(self, name: str, data: bytes, content_type: str) -> None:
-        """Write a small object whole."""
-        upload = self.open(name, content_type)
-        try:
-            upload.write(data)
-        except BaseException:
-            upload.abort()
-            raise
-        upload.commit()
 
     def abort_incomplete_uploads(self, prefix: str, pattern: re.Pattern[str]) -> list[str]:
         """Abort uploads under ``prefix`` whose names match ``pattern`` that were started and

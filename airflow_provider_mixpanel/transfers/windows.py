@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
+from airflow_provider_mixpanel.kinds.events import and_where
 from airflow_provider_mixpanel.transfers.storage import WINDOW_PLACEHOLDER, with_window
 
 # Mixpanel exports whole days: windows and default dates step by this.
@@ -38,17 +39,20 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Window:
-    """An inclusive range of days sent as one export request (profiles: one query, no days), or
-    the hours ``[start, end)`` of one day (``first == last``)."""
+    """An inclusive range of days sent as one export request, or the hours ``[start, end)`` of one
+    day (``first == last``); or, for a snapshot kind (profiles, cohorts...), no days: the state of
+    the project when the run exports it, named after the run's date."""
 
     first: date | None
     last: date | None
     #: sub-day windows: the first hour and the hour after the last (1 to 24) of the day ``first``
     hours: tuple[int, int] | None = None
+    #: snapshots: the run's date, which ``{window}`` becomes
+    snapshot: date | None = None
 
     def __str__(self) -> str:
         if self.first is None:
-            return "profiles"
+            return f"snapshot {self.snapshot}" if self.snapshot else "snapshot"
         if self.hours is not None:
             return f"{self.first}T{self.hours[0]:02d}:00..{self.hours[1]:02d}:00"
         return f"{self.first}..{self.last}"
@@ -56,7 +60,9 @@ class Window:
     @property
     def label(self) -> str:
         """What ``{window}`` becomes in object names: the day, ``FIRST_LAST`` for longer windows,
-        or the day and first hour (``2024-03-01T06``) for hour windows."""
+        or the day and first hour (``2024-03-01T06``) for hour windows; a snapshot's run date."""
+        if self.first is None:
+            return str(self.snapshot)
         if self.hours is not None:
             return f"{self.first}T{self.hours[0]:02d}"
         return str(self.first) if self.first == self.last else f"{self.first}_{self.last}"
@@ -86,6 +92,7 @@ class Window:
         return f"{TIME_PROPERTY} >= datetime({since}) and {TIME_PROPERTY} < datetime({until})"
 
 
+#: A snapshot without a date (profiles written into a fixed name).
 PROFILES = Window(None, None)
 
 
@@ -164,10 +171,7 @@ def _with_window(template: str | None, label: str) -> str | None:
 def window_where(where: str | None, window: Window) -> str | None:
     """The ``where`` expression sent for ``window``: the user's (parenthesised) and the window's
     event-time bounds, joined with ``and``."""
-    bounds = window.time_bounds
-    if bounds is None:
-        return where or None
-    return f"({where}) and {bounds}" if where else bounds
+    return and_where(where, window.time_bounds)
 
 
 def days_of_run(context: Mapping[str, Any], *, where: str = "") -> RunDays:

@@ -536,12 +536,13 @@ def test_closed_port_without_a_terminal_keeps_the_default_retries(tmp_path):
 
 @pytest.mark.integration
 def test_progress_at_a_terminal_is_one_line_rewritten(make_server, tmp_path):
-    server = make_server(events_per_day=20_000, bytes_per_second=1_500_000)  # about 3 s
+    # 60,000 events: a few seconds even when the (gzip) body arrives fast, so a progress line is due.
+    server = make_server(events_per_day=60_000, bytes_per_second=1_500_000)
     env = _env(tmp_path, AIRFLOW_CONN_MIXPANEL_DEFAULT=server.connection_json())
     code, shown, _, stdout = _run_at_a_terminal(["events", "--from", DAY, "--to", DAY, "--raw"], env, timeout=120)
     assert code == 0, shown
     assert shown.count(REWRITE) >= 2, f"no live progress line: {shown!r}"
     live = shown.split(REWRITE)[1]
     assert " records  " in live and "records/s" in live and live.count("\n") == 0, live
-    assert shown.endswith("mixpanel-stream: 20,000 records\r\n"), shown[-200:]
-    assert stdout.count(b"\n") == 20_000 and b"records/s" not in stdout, "progress reached stdout"
+    assert shown.endswith("mixpanel-stream: 60,000 records\r\n"), shown[-200:]
+    assert stdout.count(b"\n") == 60_000 and b"records/s" not in stdout, "progress reached stdout"

@@ -10,25 +10,37 @@ from airflow_provider_mixpanel.transfers.mixpanel_to_gcs import MixpanelStreamTo
 from airflow_provider_mixpanel.transfers.mixpanel_to_s3 import MixpanelStreamToS3Operator
 
 MANIFEST = "_manifest.json"
+# The window leases (``_lease.json``, ``_lease.<parts>.json``) a run leaves, released, beside its parts.
+LEASE_PREFIX = "_lease"
 
 
 def is_manifest(name: str) -> bool:
     return name.rpartition("/")[2] == MANIFEST
 
 
+def is_lease(name: str) -> bool:
+    return name.rpartition("/")[2].startswith(LEASE_PREFIX)
+
+
 def s3_objects(client, bucket, *, manifests: bool = False) -> dict[str, bytes]:
-    """The objects in the bucket: the parts, and the window manifests too with ``manifests=True``."""
+    """The objects in the bucket: the parts, and the window manifests too with ``manifests=True``
+    (never the windows' leases)."""
     listing = client.list_objects_v2(Bucket=bucket).get("Contents", [])
     return {
         o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
         for o in listing
-        if manifests or not is_manifest(o["Key"])
+        if (manifests or not is_manifest(o["Key"])) and not is_lease(o["Key"])
     }
 
 
 def gcs_objects(client, bucket, *, manifests: bool = False) -> dict[str, bytes]:
-    """The objects in the bucket: the parts, and the window manifests too with ``manifests=True``."""
-    return {b.name: b.download_as_bytes() for b in client.list_blobs(bucket) if manifests or not is_manifest(b.name)}
+    """The objects in the bucket: the parts, and the window manifests too with ``manifests=True``
+    (never the windows' leases)."""
+    return {
+        b.name: b.download_as_bytes()
+        for b in client.list_blobs(bucket)
+        if (manifests or not is_manifest(b.name)) and not is_lease(b.name)
+    }
 
 
 def s3_manifests(client, bucket) -> dict[str, dict]:

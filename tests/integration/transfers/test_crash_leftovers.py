@@ -1,7 +1,9 @@
 """A worker killed mid-upload (``kill -9``, the OOM killer, a lost spot node) cannot abort its S3
-multipart upload. The next run of the same window aborts it before writing, and leaves a complete
-day. The killed worker is a real process: a subprocess running the operator against moto's S3
-server and a throttled Mixpanel test server."""
+multipart upload nor release its window's lease. A run of the same window while that lease is
+fresh refuses, naming the dead task; once the lease expired, the next run takes the window over,
+aborts the upload left open before writing, and leaves a complete day. The killed worker is a real
+process: a subprocess running the operator against moto's S3 server and a throttled Mixpanel test
+server."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_mixpanel.transfers.lease import WindowLockedError
 from tests.integration.transfers.helpers import Destination, jsonl, open_multipart_uploads
 
 pytestmark = pytest.mark.integration
@@ -33,11 +36,16 @@ PART_SIZE = 5 * 1024 * 1024
 OPEN_UPLOAD_TIMEOUT = 90.0
 POLL_SECONDS = 0.05
 REPOSITORY = Path(__file__).resolve().parents[3]
+# The killed task's lease, shortened so the test need not wait two minutes for it to expire.
+LEASE_SECONDS = 4.0
 
 CHILD = textwrap.dedent(
     f"""
     import sys
+    from airflow_provider_mixpanel.transfers import lease
     from airflow_provider_mixpanel.transfers.mixpanel_to_s3 import MixpanelStreamToS3Operator
+
+    lease.LEASE_SECONDS, lease.RENEW_SECONDS, lease.SAFETY_SECONDS = {LEASE_SECONDS}, 1.0, 1.0
 
     MixpanelStreamToS3Operator(
         task_id="killed",
@@ -67,7 +75,7 @@ def _wait_for_open_upload(child: subprocess.Popen, client, bucket: str) -> list[
     pytest.fail(f"no multipart upload was opened within {OPEN_UPLOAD_TIMEOUT:.0f} s")
 
 
-def test_sigkilled_upload_is_aborted_by_the_next_run(mixpanel, s3, caplog):
+def test_sigkilled_upload_is_aborted_by_the_next_run_once_its_lease_expired(mixpanel, s3, caplog):
     server = mixpanel(events_per_day=EVENTS, gzip=False, bytes_per_second=BYTES_PER_SECOND)
     client, bucket = s3
     child = subprocess.Popen(
@@ -100,11 +108,21 @@ def test_sigkilled_upload_is_aborted_by_the_next_run(mixpanel, s3, caplog):
 
     server.config.bytes_per_second = None
     caplog.set_level(logging.WARNING, logger="airflow_provider_mixpanel")
-    result = destination.operator(
-        KEY, from_date=DAY, to_date=DAY, compression=None, s3_part_size=PART_SIZE, max_file_size_bytes=64 * 1024 * 1024
-    ).execute({})
+    options = dict(
+        from_date=DAY, to_date=DAY, compression=None, s3_part_size=PART_SIZE, max_file_size_bytes=64 * 1024 * 1024
+    )
+    with pytest.raises(WindowLockedError, match=rf"killed on host .* \(pid {child.pid}\)"):
+        destination.operator(KEY, **options).execute({})  # the dead task's lease is still fresh
+    assert sorted(u["Key"] for u in open_multipart_uploads(client, bucket)) == [
+        "ev/2024-03-01/notes.bin",
+        "ev/2024-03-01/part-00000.jsonl",
+    ], "a refused run must not touch the window"
+
+    time.sleep(LEASE_SECONDS)
+    result = destination.operator(KEY, **options).execute({})
 
     assert [u["Key"] for u in open_multipart_uploads(client, bucket)] == ["ev/2024-03-01/notes.bin"]
+    assert "taken for dead" in caplog.text
     assert "Aborted 1 incomplete upload(s)" in caplog.text
     records = jsonl(destination.objects()["ev/2024-03-01/part-00000.jsonl"], None)
     assert [r["insert_id"] for r in records] == list(server.expected_insert_ids(date.fromisoformat(DAY)))

@@ -232,6 +232,15 @@ def test_an_existing_table_that_does_not_fit_is_refused_before_any_request(mixpa
     assert server.requests == [], "a Mixpanel request was sent before the table was checked"
 
 
+def test_a_project_with_local_days_is_refused_before_any_request(mixpanel, s3, iceberg, monkeypatch):
+    server = mixpanel(events_per_day=10)
+    monkeypatch.setenv("AIRFLOW_CONN_MIXPANEL_DEFAULT", server.connection_json(project_timezone="US/Pacific"))
+    _, bucket = s3
+    with pytest.raises(MixpanelConfigError, match="project_timezone='US/Pacific'"):
+        operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute({})
+    assert server.requests == []
+
+
 def test_iceberg_arguments_are_checked_when_the_dag_is_parsed():
     with pytest.raises(MixpanelConfigError, match="output_format='parquet'"):
         MixpanelStreamToS3Operator(task_id="t", s3_bucket="b", s3_key=KEY, iceberg_table=TABLE)

@@ -4,6 +4,7 @@ a manual clock), moto's S3 server and fake-gcs-server."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 from datetime import UTC, date, datetime, timedelta
 
@@ -134,8 +135,9 @@ def test_manifest_lists_exactly_the_parts_in_storage(mixpanel, destination):
 
 
 def test_manifest_is_deleted_first_and_written_last(mixpanel, s3_destination):
-    """Record every S3 call of a re-run: the window's manifest goes before its first part is
-    written, and comes back after its last part and the stale parts' deletion."""
+    """Record every S3 call of a re-run: the window's lease is taken first; then its manifest goes
+    before anything else, its old parts before its first new part is written; the manifest comes
+    back after its last part, and the lease is released last."""
     server = mixpanel(events_per_day=3000)
     options = dict(compression=None, max_file_size_bytes=1024 * 1024)
     day_run(s3_destination, DAY, **options).execute({})
@@ -145,6 +147,7 @@ def test_manifest_is_deleted_first_and_written_last(mixpanel, s3_destination):
     result = rerun.execute({})
     assert result["deleted_stale_files"], "the re-run must delete stale parts for this test"
     manifest_key = "ev/2024-03-01/_manifest.json"
+    lease_key = "ev/2024-03-01/_lease.json"
 
     def keys(params) -> list[str]:
         if "Delete" in params:
@@ -152,12 +155,15 @@ def test_manifest_is_deleted_first_and_written_last(mixpanel, s3_destination):
         return [params["Key"]] if "Key" in params else []
 
     touched = [(op, key) for op, params in calls for key in keys(params) or [None]]
-    writes = [i for i, (op, key) in enumerate(touched) if op in ("PutObject", "CreateMultipartUpload")]
-    assert touched[0] == ("DeleteObjects", manifest_key), f"the manifest must go first: {touched[:3]}"
-    assert touched[-1] == ("PutObject", manifest_key), f"the manifest must come last: {touched[-3:]}"
-    stale_deletion = max(i for i, (op, key) in enumerate(touched) if op == "DeleteObjects" and key != manifest_key)
-    assert max(writes[:-1]) < stale_deletion < len(touched) - 1, "stale parts go after the new parts"
-    assert touched.index(("ListMultipartUploads", None)) < writes[0], "leftovers are aborted before the first part"
+    assert touched[0] == ("PutObject", lease_key), f"the lease must be taken first: {touched[:3]}"
+    assert touched[-1] == ("PutObject", lease_key), f"the lease must be released last: {touched[-3:]}"
+    window = [(op, key) for op, key in touched if key != lease_key]
+    writes = [i for i, (op, key) in enumerate(window) if op in ("PutObject", "CreateMultipartUpload")]
+    assert window[0] == ("DeleteObjects", manifest_key), f"the manifest must go first: {window[:3]}"
+    assert window[-1] == ("PutObject", manifest_key), f"the manifest must come last: {window[-3:]}"
+    old_parts = [i for i, (op, key) in enumerate(window) if op == "DeleteObjects" and key != manifest_key]
+    assert old_parts and max(old_parts) < writes[0], "the old parts go before the first new part"
+    assert window.index(("ListMultipartUploads", None)) < writes[0], "leftovers are aborted before the first part"
 
 
 def test_a_failed_run_leaves_no_manifest_for_its_window(mixpanel, destination):
@@ -186,10 +192,10 @@ def test_windows_completed_before_a_failure_keep_their_manifest(mixpanel, s3_des
         store = real_store(bucket)
         real_open = store.open
 
-        def open_part(name, content_type):
+        def open_part(name, content_type, **conditions):
             if name.startswith("ev/2024-03-02/part-"):
                 raise PermissionError(f"injected: access denied to {name}")
-            return real_open(name, content_type)
+            return real_open(name, content_type, **conditions)
 
         store.open = open_part
         return store
@@ -227,9 +233,10 @@ def test_profiles_get_a_manifest_without_a_window(mixpanel, destination):
 @pytest.fixture
 def unpaced(monkeypatch):
     """No per-second pacing in the client: 24 one-hour windows start at once instead of over 8 s."""
-    from airflow_provider_mixpanel import client
+    from airflow_provider_mixpanel.pacing import QUOTAS, Quota
 
-    monkeypatch.setattr(client, "EXPORT_LIMITS", ApiLimits(requests_per_second=None, concurrent=100))
+    unlimited = dataclasses.replace(QUOTAS[Quota.EXPORT], limits=ApiLimits(requests_per_second=None, concurrent=100))
+    monkeypatch.setitem(QUOTAS, Quota.EXPORT, unlimited)
 
 
 @pytest.mark.parametrize("hours", [24, 6, 1])

@@ -178,6 +178,19 @@ def test_profiles(mixpanel, s3):
     assert manifest["from_date"] is None
 
 
+def test_a_snapshot_names_its_window_after_the_run_date(mixpanel, s3):
+    mixpanel(profiles=30, page_size=500)
+    client, bucket = s3
+    run = {
+        "data_interval_start": datetime(2024, 3, 1, tzinfo=UTC),
+        "data_interval_end": datetime(2024, 3, 2, tzinfo=UTC),
+    }
+    operator(bucket, stream="profiles", s3_key="profiles/{window}/part-{part}.jsonl.gz").execute(run)
+    assert sorted(s3_objects(client, bucket)) == ["profiles/2024-03-01/part-00000.jsonl.gz"], (
+        "{window} of a snapshot is the day the run stands for"
+    )
+
+
 def test_zstd(mixpanel, s3):
     mixpanel(events_per_day=200)
     client, bucket = s3
@@ -232,7 +245,6 @@ def test_bad_untemplated_argument_fails_when_the_dag_is_parsed(kwargs, match):
         ({"to_date": "2024-3-1"}, "to_date='2024-3-1'"),
         ({"from_date": ""}, "from_date=''"),
         ({"max_active_windows": 2, "window_days": 1}, r"must hold \{window\}"),
-        ({"stream": "profiles", "s3_key": "{window}.gz"}, "needs stream='events'"),
         ({"s3_key": "{window}/{window}-{part}.gz"}, r"holds \{window\} more than once"),
     ],
 )

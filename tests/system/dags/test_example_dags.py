@@ -124,6 +124,27 @@ def test_profiles_and_group_profiles_to_gcs(sandbox):
     assert {r["distinct_id"] for r in companies} == {f"company-{i}" for i in range(PROFILES)}
 
 
+def test_metadata_dag_writes_every_kind_beside_the_days_events(sandbox):
+    """Events, cohorts, cohort members, annotations and the Lexicon of the run's day, each under that
+    day (the snapshots are named after the run's date)."""
+    sandbox.dags_test("example_mixpanel_metadata", "2024-03-02")
+    assert len(_s3_jsonl(sandbox, "mixpanel/events/2024-03-01/part-00000.jsonl.gz")) == EVENTS_PER_DAY
+    cohorts = _s3_jsonl(sandbox, "mixpanel/cohorts/2024-03-01/cohorts.jsonl.gz")
+    assert [c["cohort_id"] for c in cohorts] == [c["id"] for c in sandbox.mixpanel.cohorts()]
+    members = _s3_jsonl(sandbox, "mixpanel/cohort_members/2024-03-01/part-00000.jsonl.gz")
+    assert [(m["cohort_id"], m["distinct_id"]) for m in members] == [
+        (c["id"], member) for c in sandbox.mixpanel.cohorts() for member in sandbox.mixpanel.cohort_member_ids(c["id"])
+    ]
+    assert all(set(m["properties"]) <= {"$email", "$name"} for m in members)
+    annotations = _s3_jsonl(sandbox, "mixpanel/annotations/2024-03-01/annotations.jsonl.gz")
+    day = date(2024, 3, 1)
+    assert [a["annotation_id"] for a in annotations] == [a["id"] for a in sandbox.mixpanel.annotations(day, day)]
+    lexicon = _s3_jsonl(sandbox, "mixpanel/lexicon/2024-03-01/lexicon.jsonl.gz")
+    assert [(s["entity_type"], s["name"]) for s in lexicon] == [
+        (e["entityType"], e["name"]) for e in sandbox.mixpanel.lexicon_schemas()
+    ]
+
+
 def test_backfill_maps_one_task_per_day(sandbox):
     sandbox.dags_test("example_mixpanel_backfill", "2024-04-01", conf={"start": "2024-04-01", "end": "2024-04-03"})
     for day in ("2024-04-01", "2024-04-02", "2024-04-03"):

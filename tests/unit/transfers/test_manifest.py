@@ -102,9 +102,7 @@ def test_parts_named_like_the_manifest_are_refused():
 
 def test_lookback_needs_window_in_the_name():
     with pytest.raises(MixpanelConfigError, match=r"lookback_days=5 re-exports each day.*must hold \{window\}"):
-        check_placeholders(
-            "e/part-{part}.gz", "s3_key", stream="events", rotating=True, max_active_windows=1, lookback_days=5
-        )
+        check_placeholders("e/part-{part}.gz", "s3_key", rotating=True, max_active_windows=1, lookback_days=5)
 
 
 @pytest.mark.parametrize(

@@ -79,7 +79,8 @@ def test_lines_msgspec_refuses_take_the_slow_road():
     control = event_line(properties={"note": "a"}).replace(b'"a"', b'"a\tb"')  # a raw tab inside a string
     surrogate = event_line(insert_id="x").replace(b'"x"', b'"\\ud83d"')
     result = rows([control + surrogate + event_line(insert_id="plain")])
-    assert result[0]["properties"] == '{"note":"a\\tb"}', "a raw control character is written back escaped"
+    # only the control character changes: the value keeps its spacing, as every other byte
+    assert result[0]["properties"] == '{"note": "a\\tb"}', "a raw control character is written back escaped"
     assert result[1]["insert_id"] == '"\\ud83d"', "a lone surrogate has no UTF-8 string: its JSON text is kept"
     assert result[2]["insert_id"] == "plain"
 
