@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
         f"  {PROG} events --from 2024-03-01 --to 2024-03-01 | head -n 3\n"
         f"  {PROG} events --from 2024-03-01 --to 2024-03-07 --event Purchase --raw > purchases.jsonl\n"
         f"  {PROG} profiles --where 'properties[\"plan\"] == \"pro\"' --output-property '$email' | jq .distinct_id\n"
-        f"  {PROG} events --from 2024-03-01 --to 2024-03-01 --format parquet --output events.parquet",
+        f"  {PROG} events --from 2024-03-01 --to 2024-03-01 --format parquet --output events.parquet\n"
+        f"  {PROG} identity --from 2024-03-01 --to 2024-03-31 > identity_mappings.jsonl",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -54,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="mixpanel_default",
         help="Airflow connection id of type mixpanel (default: mixpanel_default, e.g. AIRFLOW_CONN_MIXPANEL_DEFAULT)",
     )
-    common.add_argument(
+    selection = argparse.ArgumentParser(add_help=False)
+    selection.add_argument(
         "--raw", action="store_true", help="write records exactly as Mixpanel sent them instead of normalized"
     )
     common.add_argument(
@@ -77,17 +79,29 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--skip-malformed", action="store_true", help="skip records that are not JSON objects instead of failing"
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(KINDS) + "}")
+    names = [*KINDS, "identity"]
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(names) + "}")
     for kind in KINDS.values():
-        _add_kind(commands, kind, common)
+        _add_kind(commands, kind, [common, selection])
+    # Derived from the events' lines, not a kind of its own: the same records raw or normalized.
+    identity = commands.add_parser(
+        "identity",
+        parents=[common],
+        help="identity mappings (Simplified ID Merge) derived from the events of a date range",
+        description="Stream the identity mappings the events of an inclusive range of days create: one record "
+        "per device seen with a $user_id, {distinct_id: '$device:<id>', resolved_distinct_id: <user id>, "
+        "event_time, insert_id} (one export request, as for events).",
+    )
+    identity.add_argument("--from", dest="from_date", required=True, metavar="YYYY-MM-DD", help="first day")
+    identity.add_argument("--to", dest="to_date", required=True, metavar="YYYY-MM-DD", help="last day (inclusive)")
     return parser
 
 
-def _add_kind(commands: Any, kind: StreamKind, common: argparse.ArgumentParser) -> None:
+def _add_kind(commands: Any, kind: StreamKind, parents: list[argparse.ArgumentParser]) -> None:
     """The subcommand of one kind: its days when it is dated, then its query's arguments."""
     dated = "an inclusive range of days" if kind.dated else "a snapshot of the project now"
     command = commands.add_parser(
-        kind.name, parents=[common], help=kind.summary, description=f"Stream {kind.summary}: {dated}."
+        kind.name, parents=parents, help=kind.summary, description=f"Stream {kind.summary}: {dated}."
     )
     if kind.dated:
         command.add_argument("--from", dest="from_date", required=True, metavar="YYYY-MM-DD", help="first day")
@@ -210,7 +224,7 @@ def _writer(args: argparse.Namespace, sink: IO[bytes]) -> Any:
     from airflow_provider_mixpanel.schemas import record_columns
     from airflow_provider_mixpanel.transfers.parquet import ParquetLines
 
-    return ParquetLines(sink, record_columns(args.command, raw=args.raw))
+    return ParquetLines(sink, record_columns(args.command, raw=getattr(args, "raw", False)))
 
 
 def _resolve_connection(conn_id: str) -> Any:
@@ -236,6 +250,7 @@ def _open_stream(args: argparse.Namespace, connection: Any, retry: RetryPlan) ->
     from airflow_provider_mixpanel.client import MixpanelClient
     from airflow_provider_mixpanel.connection import legacy_secret_notice, settings_from_connection
     from airflow_provider_mixpanel.kinds import Opening, open_stream
+    from airflow_provider_mixpanel.streams import open_identity_stream
 
     if connection is None:
         connection = _resolve_connection(args.conn_id)
@@ -251,6 +266,15 @@ def _open_stream(args: argparse.Namespace, connection: Any, retry: RetryPlan) ->
         warnings.warn(legacy_secret_notice(f"connection {args.conn_id!r}"), DeprecationWarning, stacklevel=1)
     timeout = {} if retry.connect_timeout is None else {"connect_timeout": retry.connect_timeout}
     client = MixpanelClient.from_settings(settings, retry_policy=retry.policy, **timeout)
+    if args.command == "identity":
+        return client, open_identity_stream(
+            client,
+            args.from_date,
+            args.to_date,
+            timezone=settings.project_timezone,
+            skip_malformed=args.skip_malformed,
+            encode=True,
+        )
     kind = KINDS[args.command]
     query = kind.query_type.build({name: getattr(args, name, None) for name in kind.query_type.arguments()})
     days = kind.days(getattr(args, "from_date", None), getattr(args, "to_date", None))

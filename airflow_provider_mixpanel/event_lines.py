@@ -37,11 +37,11 @@ import json
 import re
 from collections.abc import Callable
 from datetime import tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from airflow_provider_mixpanel.jsonl import lenient_members, loads_object, loads_value, require_utf8
+from airflow_provider_mixpanel.jsonl import check_object, lenient_members, loads_object, loads_value, require_utf8
 from airflow_provider_mixpanel.records import (
     EVENT_RESERVED_PROPERTIES,
     deterministic_insert_id,
@@ -49,6 +49,9 @@ from airflow_provider_mixpanel.records import (
     properties_object,
     utc_time_texts,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_mixpanel.identity import IdentityMappings
 
 
 class _Seen:
@@ -60,6 +63,9 @@ class _Seen:
 _SEEN = _Seen()
 # event, time, distinct_id and $insert_id, once each: any other count sends the line elsewhere.
 _MEMBERS_CUT = 4
+# A value that never matches a line's bytes: an id absent from the line gives no identity mapping.
+_ABSENT = msgspec.Raw(b"")
+_NULL = msgspec.Raw(b"null")
 
 
 class _SpliceProperties(msgspec.Struct, gc=False):
@@ -68,6 +74,10 @@ class _SpliceProperties(msgspec.Struct, gc=False):
     time: _Seen | None = None
     distinct_id: _Seen | None = None
     insert_id: _Seen | None = msgspec.field(name="$insert_id", default=None)
+    # Read for the identity mappings only (Simplified ID Merge), never cut: the record keeps them as
+    # sent, and a name sent twice reads as its last occurrence, as on the other roads.
+    device_id: msgspec.Raw = msgspec.field(name="$device_id", default=_ABSENT)
+    user_id: msgspec.Raw = msgspec.field(name="$user_id", default=_ABSENT)
 
 
 class _SpliceLine(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -112,18 +122,21 @@ _UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError)
 
 
 def event_line_normalizer(
-    *, time_in_ms: bool = False, project_timezone: str | tzinfo | None = None
+    *, time_in_ms: bool = False, project_timezone: str | tzinfo | None = None, identity: IdentityMappings | None = None
 ) -> Callable[[bytes], bytes]:
     """A function from one export line (bytes) to its normalized JSONL line (ending in ``\\n``).
 
+    :param identity: also hand each line that converts to it, with the values already read
+        (``$device_id``, ``$user_id``, the time text, ``$insert_id``): the identity mappings,
+        derived at the cost of a few attribute reads per line.
     :raises MixpanelMalformedRecordError: the line is not a JSON object in UTF-8, its
         ``properties`` is not an object, or its ``time`` is not a time.
     """
     event_time_text = event_time_text_cache(time_in_ms=time_in_ms, project_timezone=project_timezone)
     if project_timezone is not None:
         # wall-clock times need the zone's rules: the cached general conversion
-        return _general_normalizer(event_time_text)
-    members = _members_normalizer(event_time_text)
+        return _general_normalizer(event_time_text, identity)
+    members = _members_normalizer(event_time_text, identity)
     # A busy project sends many events per second: their text is read from recent_times.
     recent_times, time_text_of = utc_time_texts(time_in_ms=time_in_ms)
     decoder, seen = _splice_decoder()
@@ -173,6 +186,9 @@ def event_line_normalizer(
         text = recent_times.get(moment) or time_text_of(moment)
         if text is None:
             return members(line)
+        if identity is not None and properties.user_id is not _ABSENT and properties.device_id is not _ABSENT:
+            # insert_id: the string's JSON text, cut from the line
+            identity.add(properties.device_id, properties.user_id, text, msgspec.Raw(insert_id), line)
         return b"".join(
             (
                 b'{"event_name":',
@@ -193,9 +209,11 @@ def event_line_normalizer(
     return normalize
 
 
-def _general_normalizer(event_time_text: Callable[..., str]) -> Callable[[bytes], bytes]:
+def _general_normalizer(
+    event_time_text: Callable[..., str], identity: IdentityMappings | None = None
+) -> Callable[[bytes], bytes]:
     """The members road (any layout msgspec reads), and the lenient road behind it, for any line."""
-    members = _members_normalizer(event_time_text)
+    members = _members_normalizer(event_time_text, identity)
 
     def normalize(line: bytes) -> bytes:
         if not line.isascii():
@@ -205,7 +223,9 @@ def _general_normalizer(event_time_text: Callable[..., str]) -> Callable[[bytes]
     return normalize
 
 
-def _members_normalizer(event_time_text: Callable[..., str]) -> Callable[[bytes], bytes]:
+def _members_normalizer(
+    event_time_text: Callable[..., str], identity: IdentityMappings | None = None
+) -> Callable[[bytes], bytes]:
     """The members road for a line whose UTF-8 is checked: msgspec keeps the last of a name sent
     twice, as JSON readers do, and reads names spelled with escapes as the names they spell."""
 
@@ -221,7 +241,10 @@ def _members_normalizer(event_time_text: Callable[..., str]) -> Callable[[bytes]
             else:
                 properties = _no_properties(raw_properties, event)
         except _UNREADABLE:
-            return _normalize_leniently(line, event_time_text)
+            normalized = _normalize_leniently(line, event_time_text)
+            if identity is not None:
+                identity.observe(line)
+            return normalized
         distinct_id = properties.pop("distinct_id", _EMPTY)
         time_raw = properties.pop("time", None)
         insert_id: msgspec.Raw | str | None = properties.pop("$insert_id", None)
@@ -230,16 +253,83 @@ def _members_normalizer(event_time_text: Callable[..., str]) -> Callable[[bytes]
         # loads_value: a number beyond float range (1e400) is read as the standard library reads
         # it (inf), which is then no time.
         moment = loads_value(bytes(time_raw)) if time_raw is not None else 0
+        time_text = event_time_text(moment, lambda: _event_name(event))
         record = {
             "event_name": event,
-            "event_time": event_time_text(moment, lambda: _event_name(event)),
+            "event_time": time_text,
             "distinct_id": distinct_id,
             "insert_id": insert_id,
             "properties": properties,
         }
-        return _encoder.encode(record) + b"\n"
+        normalized = _encoder.encode(record) + b"\n"
+        if identity is not None:
+            device, user = properties.get("$device_id"), properties.get("$user_id")
+            if device is not None and user is not None:
+                identity.add(device, user, time_text.encode(), insert_id, line)
+        return normalized
 
     return normalize
+
+
+class _IdentityProperties(msgspec.Struct, gc=False):
+    """What a raw line holds for the identity mappings; any other property is skipped unbuilt."""
+
+    time: Any = 0  # a missing time reads as 0, as normalization reads it
+    device_id: msgspec.Raw = msgspec.field(name="$device_id", default=_ABSENT)
+    user_id: msgspec.Raw = msgspec.field(name="$user_id", default=_ABSENT)
+    insert_id: msgspec.Raw = msgspec.field(name="$insert_id", default=_ABSENT)
+
+
+class _IdentityLine(msgspec.Struct, gc=False):
+    properties: _IdentityProperties | None = None
+
+
+_identity_decoder = msgspec.json.Decoder(_IdentityLine)
+
+
+def raw_line_checker(identity: IdentityMappings | None = None) -> Callable[[bytes], bytes]:
+    """A function from one export line to itself as a JSONL line (its own bytes, ``\\n`` added),
+    checked to be a JSON object; with ``identity``, the one parse that checks it also reads the
+    values the identity mappings need.
+
+    :raises MixpanelMalformedRecordError: the line is not a JSON object (or, with ``identity``, it
+        is a mapping event whose ``time`` is not a time).
+    """
+    if identity is None:
+
+        def passthrough(line: bytes) -> bytes:
+            check_object(line)
+            return line + b"\n"
+
+        return passthrough
+
+    # Recent UTC time texts, as the splice road keeps them (wall-clock zones go through time_bytes).
+    recent_times = identity.recent_times if identity.project_timezone is None else {}
+
+    def passthrough_with_identity(line: bytes) -> bytes:
+        try:
+            properties = _identity_decoder.decode(line).properties
+        except _UNREADABLE:  # properties not an object, or what only the standard library reads
+            check_object(line)
+            identity.observe(line)
+            return line + b"\n"
+        # msgspec checks the UTF-8 of what it builds, not of the values it skips: as check_object.
+        if not line.isascii():
+            require_utf8(line)
+        if properties is not None and properties.user_id is not _ABSENT and properties.device_id is not _ABSENT:
+            moment = properties.time
+            text = recent_times.get(moment) if type(moment) is int else None  # the common case, without a call
+            insert_id = properties.insert_id
+            identity.add(
+                properties.device_id,
+                properties.user_id,
+                text or identity.time_bytes(moment, line),
+                None if insert_id is _ABSENT or insert_id == _NULL else insert_id,
+                line,
+            )
+        return line + b"\n"
+
+    return passthrough_with_identity
 
 
 def _no_properties(raw_properties: msgspec.Raw, event: msgspec.Raw) -> dict[str, msgspec.Raw]:

@@ -36,6 +36,15 @@ class Column(NamedTuple):
     description: str
 
 
+#: Data Pipelines' identity mappings table (``distinct_id``, ``resolved_distinct_id``), then the
+#: mapping event's time and id; raw or normalized events give the same records.
+IDENTITY_COLUMNS = (
+    Column("distinct_id", TEXT, "The device's distinct_id before the merge: '$device:' and its $device_id."),
+    Column("resolved_distinct_id", TEXT, "The $user_id the device is mapped to: the canonical distinct_id."),
+    Column("event_time", TIMESTAMP, "When the mapping event (the device's first with both ids) happened, in UTC."),
+    Column("insert_id", TEXT, "The mapping event's $insert_id."),
+)
+
 # BigQuery's batch loads read the JSON type from JSONL (and CSV, Avro), not from Parquet, whose JSON
 # columns load as STRING (JSON_VALUE and PARSE_JSON read them).
 _BIGQUERY_TYPES = {
@@ -45,8 +54,10 @@ _BIGQUERY_TYPES = {
 
 
 def record_columns(stream: str, *, raw: bool) -> tuple[Column, ...]:
-    """The columns of ``stream``'s records (a kind's name: ``"events"``, ``"profiles"``...), raw or
-    normalized, as the kind declares them."""
+    """The columns of ``stream``'s records (a kind's name: ``"events"``, ``"profiles"``..., or
+    ``"identity"``), raw or normalized, as the kind declares them."""
+    if stream == "identity":  # derived from the events, not a kind of its own
+        return IDENTITY_COLUMNS
     from airflow_provider_mixpanel.kinds import get_kind  # the kinds import Column from here
 
     return get_kind(stream).columns(raw=raw)

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Generator, Iterator
-from typing import Any
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
+from airflow_provider_mixpanel.dates import date_range
 from airflow_provider_mixpanel.errors import MixpanelMalformedRecordError
-from airflow_provider_mixpanel.event_lines import event_line_normalizer
+from airflow_provider_mixpanel.event_lines import event_line_normalizer, raw_line_checker
+from airflow_provider_mixpanel.identity import IdentityMapping, IdentityMappings
 from airflow_provider_mixpanel.jsonl import all_objects, check_object, convert_lines, loads_object, preview
 from airflow_provider_mixpanel.records import normalize_event
+
+if TYPE_CHECKING:
+    from airflow_provider_mixpanel.client import MixpanelClient
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +63,55 @@ class RecordStream(Iterator[Any]):
         log.warning("Skipped malformed Mixpanel line #%d: %s", self.skipped_malformed, error)
 
 
-def event_converter(*, raw: bool, encode: bool, time_in_ms: bool, timezone: str | None) -> Callable[[bytes], Any]:
-    """What one export line becomes: parsed (raw), normalized, or either as a JSONL line."""
+def event_converter(
+    *, raw: bool, encode: bool, time_in_ms: bool, timezone: str | None, identity: IdentityMappings | None = None
+) -> Callable[[bytes], Any]:
+    """What one export line becomes: parsed (raw), normalized, or either as a JSONL line.
+
+    :param identity: JSONL lines only: also derive the identity mappings from each line converted.
+    """
+    if identity is not None and not encode:
+        raise ValueError("identity mappings are derived on the JSONL roads only (encode=True)")
     if raw and encode:
-
-        def passthrough(line: bytes) -> bytes:  # the line's own bytes, checked to be an object
-            check_object(line)
-            return line + b"\n"
-
-        return passthrough
+        return raw_line_checker(identity)  # the line's own bytes, checked to be an object
     if raw:
         return loads_object
     if encode:
-        return event_line_normalizer(time_in_ms=time_in_ms, project_timezone=timezone)
+        return event_line_normalizer(time_in_ms=time_in_ms, project_timezone=timezone, identity=identity)
     return lambda line: normalize_event(loads_object(line), time_in_ms=time_in_ms, project_timezone=timezone)
+
+
+def open_identity_stream(
+    client: MixpanelClient,
+    from_date: date | str,
+    to_date: date | str,
+    *,
+    timezone: str | None,
+    time_in_ms: bool = False,
+    skip_malformed: bool = False,
+    encode: bool = False,
+) -> RecordStream:
+    """The identity mappings (Simplified ID Merge) the events of a range create, from one export
+    request: one record per device at its earliest mapping event (see
+    ``MixpanelHook.stream_identity_mappings``); the request waits for the first ``next()``.
+
+    :param encode: yield JSONL lines (bytes) instead of dicts.
+    """
+    first, last = date_range(from_date, to_date)
+    lines = client.export_lines(first, last, time_in_ms=time_in_ms)
+    found: list[IdentityMapping] = []
+    identity = IdentityMappings(found.append, time_in_ms=time_in_ms, project_timezone=timezone)
+
+    def mappings_found() -> Iterator[IdentityMapping]:
+        # Malformed lines are counted (and logged) by the stream handed out.
+        on_malformed = stream.skip_malformed if skip_malformed else None
+        for _ in convert_lines(lines, raw_line_checker(identity), on_malformed):
+            if found:
+                yield from found
+                found.clear()
+
+    stream = RecordStream(mappings_found(), IdentityMapping.jsonl if encode else IdentityMapping.record)
+    return stream
 
 
 class RawEventChunks(RecordStream):

@@ -26,11 +26,14 @@ from airflow_provider_mixpanel.retry import (
     DEFAULT_MAX_RETRY_AFTER,
     RetryPolicy,
 )
-from airflow_provider_mixpanel.streams import RecordStream
+from airflow_provider_mixpanel.streams import RecordStream, open_identity_stream
 
 if TYPE_CHECKING:
     from airflow_provider_mixpanel.kinds.events import EventsArguments
     from airflow_provider_mixpanel.kinds.profiles import ProfilesArguments
+
+if TYPE_CHECKING:
+    from airflow_provider_mixpanel.identity import IdentityMappings
 
 __all__ = ["MixpanelConnectionSettings", "MixpanelHook", "RecordStream"]
 
@@ -193,9 +196,18 @@ class MixpanelHook(BaseHook):
         raw: bool,
         encode: bool,
         skip_malformed: bool = False,
+        identity: IdentityMappings | None = None,
     ) -> RecordStream:
-        """The records of a query built already (the operators build theirs once per task)."""
-        opening = Opening(query, days, raw=raw, encode=encode, project_timezone=self.settings.project_timezone)
+        """The records of a query built already (the operators build theirs once per task); events
+        as JSONL lines can also derive their ``identity`` mappings (see :meth:`stream_events_jsonl`)."""
+        opening = Opening(
+            query,
+            days,
+            raw=raw,
+            encode=encode,
+            project_timezone=self.settings.project_timezone,
+            identity=identity,
+        )
         return open_stream(self.client, kind, opening, skip_malformed=skip_malformed)
 
     def _stream(
@@ -207,12 +219,15 @@ class MixpanelHook(BaseHook):
         from_date: date | str | None = None,
         to_date: date | str | None = None,
         skip_malformed: bool = False,
+        identity: IdentityMappings | None = None,
         **arguments: Any,
     ) -> RecordStream:
         kind = get_kind(name)
         query = kind.query_type.build(arguments)
         days = kind.days(from_date, to_date)
-        return self.open_query(kind, query, days, raw=raw, encode=encode, skip_malformed=skip_malformed)
+        return self.open_query(
+            kind, query, days, raw=raw, encode=encode, skip_malformed=skip_malformed, identity=identity
+        )
 
     def stream_events(
         self,
@@ -240,11 +255,64 @@ class MixpanelHook(BaseHook):
             "events", raw=raw, from_date=from_date, to_date=to_date, skip_malformed=skip_malformed, **arguments
         )
 
-    def stream_events_jsonl(self, *, from_date: date | str, to_date: date | str, **options: Any) -> RecordStream:
+    def stream_events_jsonl(
+        self,
+        *,
+        from_date: date | str,
+        to_date: date | str,
+        raw: bool = False,
+        identity: IdentityMappings | None = None,
+        **options: Any,
+    ) -> RecordStream:
         """Like :meth:`stream_events` (the same keywords), but yield each record as the JSONL line
         (bytes, ending in ``\\n``) that the operators and ``mixpanel-stream`` write. With ``raw=True``
-        the line is the export line exactly as Mixpanel sent it, checked to be a JSON object."""
-        return self.stream_jsonl("events", from_date=from_date, to_date=to_date, **options)
+        the line is the export line exactly as Mixpanel sent it, checked to be a JSON object.
+
+        :param identity: also derive the identity mappings (Simplified ID Merge) from the lines
+            streamed, with the values their conversion reads anyway: each one goes to its
+            ``on_mapping`` (see :meth:`stream_identity_mappings` and :ref:`howto/identity`). Make
+            it with the ``time_in_ms`` of this call and the connection's ``project_timezone``.
+        """
+        return self._stream(
+            "events", encode=True, raw=raw, from_date=from_date, to_date=to_date, identity=identity, **options
+        )
+
+    def stream_identity_mappings(
+        self,
+        from_date: date | str,
+        to_date: date | str,
+        *,
+        time_in_ms: bool = False,
+        skip_malformed: bool = False,
+        encode: bool = False,
+    ) -> RecordStream:
+        """Stream the identity mappings (Simplified ID Merge) that the events of a date range
+        create: one export request, as :meth:`stream_events`, and one record per device, its
+        earliest mapping event in the range: ``{"distinct_id": "$device:<$device_id>",
+        "resolved_distinct_id": <$user_id>, "event_time": ..., "insert_id": ...}``, the columns of
+        Data Pipelines' identity mappings table plus the mapping event's time and ``$insert_id``.
+
+        Memory stays bounded: the devices already given out are remembered up to
+        :data:`~airflow_provider_mixpanel.identity.MAX_REMEMBERED_DEVICES`. A range with more
+        devices than that, or a device whose mapping events come out of time order, may give a
+        device twice; the resolution rule (earliest mapping per device) makes the repeat harmless.
+        See :ref:`howto/identity`.
+
+        :param from_date: first day, ``YYYY-MM-DD`` or a ``date``.
+        :param to_date: last day (inclusive).
+        :param time_in_ms: ask Mixpanel for millisecond timestamps.
+        :param skip_malformed: skip lines that are not JSON objects (counted in ``skipped_malformed``).
+        :param encode: yield JSONL lines (bytes) instead of dicts (``event_time`` a UTC ``datetime``).
+        """
+        return open_identity_stream(
+            self.client,
+            from_date,
+            to_date,
+            timezone=self.settings.project_timezone,
+            time_in_ms=time_in_ms,
+            skip_malformed=skip_malformed,
+            encode=encode,
+        )
 
     def stream_profiles(self, *, raw: bool = False, **arguments: Unpack[ProfilesArguments]) -> RecordStream:
         """Stream user profiles (or group profiles, with ``data_group_id``), lazily, page by page:

@@ -61,6 +61,8 @@ def open_stream(
 ) -> RecordStream:
     """The records of ``opening`` as a :class:`~airflow_provider_mixpanel.streams.RecordStream`
     (lazily: the first request waits for the first ``next()``; closing it closes the request)."""
+    if opening.identity is not None and kind.name != "events":
+        raise ValueError(f"identity mappings are derived from events, not from {kind.name}")
     records = kind.open(client, opening)
     return RecordStream(records.source, records.convert, skip_malformed=skip_malformed)
 

@@ -23,6 +23,7 @@ from airflow_provider_mixpanel.errors import MixpanelConfigError
 
 if TYPE_CHECKING:
     from airflow_provider_mixpanel.client import MixpanelClient
+    from airflow_provider_mixpanel.identity import IdentityMappings
     from airflow_provider_mixpanel.pacing import Quota
     from airflow_provider_mixpanel.schemas import Column
     from airflow_provider_mixpanel.streams import RecordStream
@@ -113,6 +114,9 @@ class Opening(NamedTuple):
     encode: bool
     #: the connection's ``project_timezone`` (projects created before 2023)
     project_timezone: str | None
+    #: events as JSONL lines only: also derive the identity mappings (Simplified ID Merge) from
+    #: the lines streamed (:mod:`~airflow_provider_mixpanel.identity`)
+    identity: IdentityMappings | None = None
 
 
 class Records(NamedTuple):

@@ -94,7 +94,11 @@ class EventsKind(StreamKind):
         query: EventsQuery = opening.query
         assert opening.days is not None, "events are dated"
         convert = event_converter(
-            raw=opening.raw, encode=opening.encode, time_in_ms=query.time_in_ms, timezone=opening.project_timezone
+            raw=opening.raw,
+            encode=opening.encode,
+            time_in_ms=query.time_in_ms,
+            timezone=opening.project_timezone,
+            identity=opening.identity,
         )
         return Records(client.export(query.params(*opening.days)), convert)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from airflow_provider_mixpanel.testing.clock import SimClock
 from airflow_provider_mixpanel.testing.faults import FAULT_KINDS, Fault
+from airflow_provider_mixpanel.testing.identity import IdentityMerge
 from airflow_provider_mixpanel.testing.lateness import DEFAULT_SHAPE, LateArrival
 from airflow_provider_mixpanel.testing.object_store import STORE_OPERATIONS, InMemoryObjectStore, StoreFault
 from airflow_provider_mixpanel.testing.quota import Quotas, QuotaStats
@@ -25,6 +26,7 @@ __all__ = [
     "FAULT_KINDS",
     "STORE_OPERATIONS",
     "Fault",
+    "IdentityMerge",
     "InMemoryObjectStore",
     "LateArrival",
     "MixpanelTestServer",

@@ -12,6 +12,7 @@ from airflow_provider_mixpanel.testing.clock import SimClock
 
 if TYPE_CHECKING:
     from airflow_provider_mixpanel.testing.faults import Fault
+    from airflow_provider_mixpanel.testing.identity import IdentityMerge
     from airflow_provider_mixpanel.testing.lateness import LateArrival
     from airflow_provider_mixpanel.testing.quota import Quotas
 
@@ -61,6 +62,7 @@ class ServerConfig:
     cache_bodies: bool = False
     quotas: Quotas | None = None
     late_arrival: LateArrival | None = None
+    identity: IdentityMerge | None = None
     clock: SimClock = field(default_factory=SimClock)
     faults: list[Fault] = field(default_factory=list)
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
+from airflow_provider_mixpanel.testing.identity import Visitors
+
 if TYPE_CHECKING:
+    from airflow_provider_mixpanel.testing.identity import IdentityMerge, Who
     from airflow_provider_mixpanel.testing.lateness import LateArrival
 
 EVENT_NAMES = ("Page View", "Sign Up", "Purchase", "Add To Cart", "Search")
@@ -29,13 +32,15 @@ _SENTINEL_AMOUNT = 333.25
 _SENTINEL_DEVICE = "@@DEVICE@@"
 _SENTINEL_SESSION = "@@SESSION@@"
 _SENTINEL_PRODUCT = 444_444_444
+_SENTINEL_USER_ID = "@@USER_ID@@"
 # Without late arrival every event is processed this long after its event time.
 _ON_TIME_LAG_MS = 1500
 _NEVER = 1 << 62  # a processing-time horizon no event reaches
 
 
-def _event_template(name: str, city: str, plan: str, *, ascii_escape: bool) -> bytes:
-    """A printf-style bytes template for one event; the sentinels become named slots."""
+def _event_template(name: str, city: str, plan: str, *, ascii_escape: bool, identified: bool = False) -> bytes:
+    """A printf-style bytes template for one event; the sentinels become named slots. An
+    ``identified`` event also carries ``$user_id`` (Simplified ID Merge)."""
     properties = {
         "$insert_id": _SENTINEL_INSERT,
         "mp_processing_time_ms": _SENTINEL_PROCESSED,
@@ -62,6 +67,8 @@ def _event_template(name: str, city: str, plan: str, *, ascii_escape: bool) -> b
         "experiment": {"id": "exp-checkout-v2", "variant": "B", "weights": [0.5, 0.5]},
         "tags": ["returning", "mobile-web", "näive"],
     }
+    if identified:
+        properties["$user_id"] = _SENTINEL_USER_ID
     # Mixpanel's export writes "time" and "distinct_id" first, then the other properties sorted by
     # name, so "$insert_id" stands among the "$" properties, after "$browser", "$city"...
     record = {
@@ -77,6 +84,7 @@ def _event_template(name: str, city: str, plan: str, *, ascii_escape: bool) -> b
     text = text.replace(f'"{_SENTINEL_DEVICE}"', '"%(device)s"', 1)
     text = text.replace(f'"{_SENTINEL_SESSION}"', '"%(session)s"', 1)
     text = text.replace(str(_SENTINEL_PRODUCT), "%(product)d", 1)
+    text = text.replace(f'"{_SENTINEL_USER_ID}"', '"%(user_id)s"', 1)
     text = text.replace(str(_SENTINEL_AMOUNT), "%(whole)d.%(cents)02d", 1)
     return (text + "\n").encode("utf-8")
 
@@ -92,10 +100,17 @@ class SyntheticEvents:
     :param ascii_escape: write non-ASCII as ``\\uXXXX`` escapes instead of raw UTF-8.
     :param late_arrival: when each event is processed; ``None`` processes every event 1.5 s after
         its event time and never hides one.
+    :param identity: visitors who identify (Simplified ID Merge, :mod:`.identity`); ``None``: each
+        event's ``distinct_id`` is ``user-<n>`` and no event carries ``$user_id``.
     """
 
     def __init__(
-        self, events_per_day: int = 100, *, ascii_escape: bool = False, late_arrival: LateArrival | None = None
+        self,
+        events_per_day: int = 100,
+        *,
+        ascii_escape: bool = False,
+        late_arrival: LateArrival | None = None,
+        identity: IdentityMerge | None = None,
     ):
         self.events_per_day = events_per_day
         self.late_arrival = late_arrival
@@ -103,6 +118,18 @@ class SyntheticEvents:
             (name, _event_template(name, CITIES[i % len(CITIES)], PLANS[i % len(PLANS)], ascii_escape=ascii_escape))
             for i, name in enumerate(EVENT_NAMES)
         ]
+        self._identified_templates = [
+            _event_template(
+                name, CITIES[i % len(CITIES)], PLANS[i % len(PLANS)], ascii_escape=ascii_escape, identified=True
+            )
+            for i, name in enumerate(EVENT_NAMES)
+        ]
+        self.visitors = Visitors(identity, events_per_day, self._lag_ms) if identity is not None else None
+
+    def _lag_ms(self, ordinal: int, index: int) -> int:
+        """How long after its event time event ``index`` of a day is processed."""
+        late = self.late_arrival
+        return late.lag_ms(ordinal, index) if late is not None else _ON_TIME_LAG_MS
 
     def day_lines(
         self,
@@ -113,6 +140,7 @@ class SyntheticEvents:
         since: int | None = None,
         until: int | None = None,
         visible_at_ms: int | None = None,
+        resolve: Callable[[Who], str] | None = None,
     ) -> Iterator[bytes]:
         """The lines of one day, each ending in ``\\n``.
 
@@ -121,6 +149,8 @@ class SyntheticEvents:
         :param until: only events whose ``time`` (Unix seconds) is < this.
         :param visible_at_ms: only events processed at or before this Unix time in ms (with
             ``late_arrival``; without it every event is visible).
+        :param resolve: with ``identity``: each event's ``distinct_id`` (e.g.
+            :meth:`.identity.Visitors.resolved_at` the request's time).
         """
         n = self.events_per_day
         start = _day_start(day)
@@ -135,6 +165,8 @@ class SyntheticEvents:
         start_ms = start * 1000
         lags = late.lags_ms(ordinal, first, stop) if late is not None else itertools.repeat(_ON_TIME_LAG_MS)
         horizon = visible_at_ms if late is not None and visible_at_ms is not None else _NEVER
+        visitors = self.visitors
+        identified = self._identified_templates
         for i, lag in zip(range(first, stop), lags, strict=False):
             name, template = templates[i % count]
             if names is not None and name not in names:
@@ -144,12 +176,21 @@ class SyntheticEvents:
             if processed_ms > horizon:
                 continue
             user = (i * 7919 + ordinal) % 50_000
+            distinct_id = b"user-%d" % user
+            device = b"%016x" % ((user * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF)
+            user_id = b""
+            if visitors is not None and resolve is not None:
+                who = visitors.who(ordinal, i, event_ms)
+                distinct_id, device = resolve(who).encode(), who.device_id.encode()
+                if who.user_id is not None:
+                    template, user_id = identified[i % count], who.user_id.encode()
             yield template % {
                 b"time": event_ms if time_in_ms else event_ms // 1000,
-                b"user": b"user-%d" % user,
+                b"user": distinct_id,
+                b"user_id": user_id,
                 b"insert_id": b"%07d-%08d" % (ordinal, i),
                 b"processed": processed_ms,
-                b"device": b"%016x" % ((user * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF),
+                b"device": device,
                 b"session": b"%016x" % (((i // 7) * 0xC2B2AE3D27D4EB4F + ordinal) & 0xFFFFFFFFFFFFFFFF),
                 b"product": (i * 2654435761) % 100_000,
                 b"whole": i % 1000,

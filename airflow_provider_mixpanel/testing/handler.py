@@ -9,7 +9,7 @@ import itertools
 import json
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_mixpanel.testing.cohorts import CohortMembers
     from airflow_provider_mixpanel.testing.data import SyntheticEvents
+    from airflow_provider_mixpanel.testing.identity import Who
     from airflow_provider_mixpanel.testing.server import MixpanelTestServer
 
 
@@ -231,11 +232,14 @@ class RequestHandler(BaseHTTPRequestHandler):
         limit = _int_arg(params, "limit", -1)  # -1: no limit
         time_in_ms = params.get("time_in_ms", "").lower() == "true"
         late = config.late_arrival is not None
-        visible_ms = int(owner.clock.now().timestamp() * 1000) if late else None
+        now_ms = int(owner.clock.now().timestamp() * 1000)
+        visible_ms = now_ms if late else None
         if config.export_file is not None:
             lines: Iterator[bytes] = _file_lines(config.export_file)
         else:
             synthetic = owner.synthetic(config.ascii_escape)
+            # Simplified ID Merge: each distinct id as resolved now, when the request arrives.
+            resolve = synthetic.visitors.resolved_at(now_ms) if synthetic.visitors is not None else None
             lines = _range_lines(
                 synthetic,
                 first,
@@ -245,6 +249,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                 since=bounds.since,
                 until=bounds.until,
                 visible_ms=visible_ms,
+                resolve=resolve,
             )
         if limit >= 0:
             lines = itertools.islice(lines, limit)
@@ -252,7 +257,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             lines = with_fault(lines, fault)
         accepts_gzip = "gzip" in self.headers.get("Accept-Encoding", "")
         gzip = (config.gzip and accepts_gzip) or (fault is not None and fault.kind == "truncated_gzip")
-        if not (config.cache_bodies and gzip and fault is None and not late):
+        if not (config.cache_bodies and gzip and fault is None and not late and config.identity is None):
             send_stream(self, lines, content_type=_JSONL, gzip=gzip, throttle=config.bytes_per_second)
             return
         key = (first, last, names, limit, time_in_ms, bounds, config.events_per_day, config.ascii_escape)
@@ -387,11 +392,12 @@ def _range_lines(
     since: int | None,
     until: int | None,
     visible_ms: int | None,
+    resolve: Callable[[Who], str] | None,
 ) -> Iterator[bytes]:
     day = first
     while day <= last:
         yield from synthetic.day_lines(
-            day, names=names, time_in_ms=time_in_ms, since=since, until=until, visible_at_ms=visible_ms
+            day, names=names, time_in_ms=time_in_ms, since=since, until=until, visible_at_ms=visible_ms, resolve=resolve
         )
         day += timedelta(days=1)
 

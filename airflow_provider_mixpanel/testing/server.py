@@ -45,6 +45,7 @@ from airflow_provider_mixpanel.testing.engage import ProfileRenderer
 from airflow_provider_mixpanel.testing.faults import FAULT_KINDS, Fault
 from airflow_provider_mixpanel.testing.funnels import SyntheticFunnels, buckets
 from airflow_provider_mixpanel.testing.handler import RequestHandler
+from airflow_provider_mixpanel.testing.identity import IdentityMerge
 from airflow_provider_mixpanel.testing.lateness import LateArrival
 from airflow_provider_mixpanel.testing.lexicon import SyntheticLexicon
 from airflow_provider_mixpanel.testing.quota import ENGAGE_ALIAS, POOLS, QuotaKeeper, Quotas, QuotaStats
@@ -102,7 +103,11 @@ class MixpanelTestServer:
     :param late_arrival: process events late: ``True`` for the default shape, or a
         :class:`~.lateness.LateArrival`. An export then returns only events processed by the
         clock's now. Off by default (every event processed 1.5 s after its time, always visible).
-    :param clock: a :class:`~.clock.SimClock` for quotas and late arrival (default: the wall clock).
+    :param identity: visitors on Simplified ID Merge: ``True`` for the defaults, or an
+        :class:`~.identity.IdentityMerge`. Each export then answers an event's ``distinct_id`` as
+        resolved at the clock's now (``$device:<id>`` before the device's login is processed, the
+        user id after). Off by default (``distinct_id`` is ``user-<n>``, no ``$user_id``).
+    :param clock: a :class:`~.clock.SimClock` for quotas, late arrival and identity (default: the wall clock).
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **config: Any):
@@ -118,6 +123,10 @@ class MixpanelTestServer:
             config["late_arrival"] = LateArrival()
         elif config.get("late_arrival") is False:
             config["late_arrival"] = None
+        if config.get("identity") is True:
+            config["identity"] = IdentityMerge()
+        elif config.get("identity") is False:
+            config["identity"] = None
         if config.get("clock") is None:
             config.pop("clock", None)
         self.config = ServerConfig(**config)
@@ -230,12 +239,16 @@ class MixpanelTestServer:
 
     def synthetic(self, ascii_escape: bool) -> SyntheticEvents:
         config = self.config  # events_per_day / late_arrival may be changed between requests
-        key = (config.events_per_day, ascii_escape, config.late_arrival)
-        if key not in self._synthetic:
-            self._synthetic[key] = SyntheticEvents(
-                config.events_per_day, ascii_escape=ascii_escape, late_arrival=config.late_arrival
-            )
-        return self._synthetic[key]
+        key = (config.events_per_day, ascii_escape, config.late_arrival, config.identity)
+        with self._lock:
+            if key not in self._synthetic:
+                self._synthetic[key] = SyntheticEvents(
+                    config.events_per_day,
+                    ascii_escape=ascii_escape,
+                    late_arrival=config.late_arrival,
+                    identity=config.identity,
+                )
+            return self._synthetic[key]
 
     def final_day_count(self, day: date, events: Iterable[str] | None = None) -> int:
         """How many events ``day`` holds once every late event has arrived."""
@@ -260,7 +273,24 @@ class MixpanelTestServer:
         """The lines of ``day`` an export at ``at`` (default: the clock's now) returns."""
         when = self.clock.now() if at is None else at
         visible_ms = _ms(when) if self.config.late_arrival is not None else None
-        return self.synthetic(self.config.ascii_escape).day_lines(day, names=_names(events), visible_at_ms=visible_ms)
+        synthetic = self.synthetic(self.config.ascii_escape)
+        resolve = synthetic.visitors.resolved_at(_ms(when)) if synthetic.visitors is not None else None
+        return synthetic.day_lines(day, names=_names(events), visible_at_ms=visible_ms, resolve=resolve)
+
+    def resolved_distinct_ids(self, first: date, last: date, at: datetime | None = None) -> set[str]:
+        """The distinct ids of the days' final content as Mixpanel resolves them at ``at``
+        (default: the clock's now): a device merged by then counts as its user. Needs ``identity``."""
+        synthetic = self.synthetic(self.config.ascii_escape)
+        if synthetic.visitors is None:
+            raise ValueError("resolved_distinct_ids needs a server started with identity=...")
+        resolve = synthetic.visitors.resolved_at(_ms(self.clock.now() if at is None else at))
+        ids: set[str] = set()
+        day = first
+        while day <= last:
+            for line in synthetic.day_lines(day, resolve=resolve):
+                ids.add(line.split(b'"distinct_id":"', 1)[1].split(b'"', 1)[0].decode())
+            day += timedelta(days=1)
+        return ids
 
     def day_complete_at(self, day: date) -> datetime:
         """From when an export of ``day`` returns its final content (its last event's latest processing)."""

@@ -9,15 +9,25 @@ before any request).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
 from airflow_provider_mixpanel.kinds import KINDS, StreamKind, get_kind
 from airflow_provider_mixpanel.schemas import OUTPUT_FORMATS
 from airflow_provider_mixpanel.transfers.manifest import MANIFEST_FILENAME, manifest_folder, manifest_name
-from airflow_provider_mixpanel.transfers.storage import PART_PLACEHOLDER, WINDOW_PLACEHOLDER, part_name, with_part
+from airflow_provider_mixpanel.transfers.storage import (
+    PART_PLACEHOLDER,
+    WINDOW_PLACEHOLDER,
+    output_pattern,
+    part_name,
+    with_part,
+)
 from airflow_provider_mixpanel.transfers.windows import HOURS_PER_DAY
+
+if TYPE_CHECKING:
+    from airflow_provider_mixpanel.transfers.base import Destination
+    from airflow_provider_mixpanel.transfers.windows import Unit
 
 # Mixpanel allows 100 concurrent export queries per project.
 MAX_ACTIVE_WINDOWS = 100
@@ -27,6 +37,8 @@ MIN_FILE_SIZE_BYTES = 64 * 1024
 DAY_ARGUMENTS = ("from_date", "to_date", "window_days", "window_hours", "lookback_days")
 # An example object name for the hint when a name needs ``{window}``.
 WINDOW_EXAMPLE = f"mixpanel/events/{WINDOW_PLACEHOLDER}/part-{PART_PLACEHOLDER}.jsonl.gz"
+# An example object name for the identity mappings beside the events of WINDOW_EXAMPLE.
+IDENTITY_WINDOW_EXAMPLE = f"mixpanel/identity/{WINDOW_PLACEHOLDER}/part-{PART_PLACEHOLDER}.jsonl.gz"
 # Hour windows split every day evenly: their length divides a day.
 WINDOW_HOURS = tuple(h for h in range(1, HOURS_PER_DAY + 1) if HOURS_PER_DAY % h == 0)
 
@@ -226,3 +238,45 @@ def check_schema_object_name(name: Any, argument: str, *, where: str = "") -> st
                 "fixed name, e.g. 'mixpanel/events/schema.json'."
             )
     return name.lstrip("/")
+
+
+def check_identity_template(destination: Destination, *, where: str = "") -> None:
+    """The identity mappings' objects are split into windows as the events' are (``{window}`` in
+    both names or in neither), and never share a name with them."""
+    events, identity = destination.name_template, destination.identity_template
+    assert identity is not None
+    if (WINDOW_PLACEHOLDER in events) != (WINDOW_PLACEHOLDER in identity):
+        has, lacks = (
+            (destination.name_argument, destination.identity_argument)
+            if WINDOW_PLACEHOLDER in events
+            else (destination.identity_argument, destination.name_argument)
+        )
+        raise MixpanelConfigError(
+            f"{where}{has} holds {WINDOW_PLACEHOLDER} but {lacks} does not: each window's identity mappings are "
+            f"written beside its events, so put {WINDOW_PLACEHOLDER} in both names (e.g. {WINDOW_EXAMPLE!r} and "
+            f"{IDENTITY_WINDOW_EXAMPLE!r}) or in neither."
+        )
+    if output_pattern(events).match(part_name(identity, 0)) or output_pattern(identity).match(part_name(events, 0)):
+        raise MixpanelConfigError(
+            f"{where}{destination.identity_argument}={identity!r} names objects like {destination.name_argument}="
+            f"{events!r}: give the identity mappings objects of their own, e.g. {IDENTITY_WINDOW_EXAMPLE!r}."
+        )
+
+
+def check_identity_folders(
+    units: Sequence[Unit], destination: Destination, *, manifests: bool, where: str = ""
+) -> None:
+    """With manifests, each window's identity mappings in a folder of their own, apart from every
+    window's events: each folder's ``_manifest.json`` lists one output."""
+    if not manifests:
+        return
+    templates = [unit.identity_template for unit in units if unit.identity_template is not None]
+    check_manifest_folders(templates, destination.identity_argument, where=where)
+    event_folders = {manifest_folder(unit.name_template) for unit in units}
+    shared = sorted({manifest_folder(t) for t in templates} & event_folders)
+    if shared:
+        raise MixpanelConfigError(
+            f"{where}{destination.identity_argument} and {destination.name_argument} write into the same folder "
+            f"{shared[0]!r}, whose {MANIFEST_FILENAME} can list only one of them: give the identity mappings a "
+            f"folder of their own, e.g. {IDENTITY_WINDOW_EXAMPLE!r}, or pass write_manifest=False."
+        )

@@ -16,6 +16,7 @@ import json
 import logging
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
@@ -33,6 +34,8 @@ from airflow_provider_mixpanel.transfers.arguments import (
     check_bucket,
     check_count,
     check_flag,
+    check_identity_folders,
+    check_identity_template,
     check_lookback_days,
     check_manifest_folders,
     check_name_template,
@@ -58,15 +61,17 @@ from airflow_provider_mixpanel.transfers.iceberg_names import (
     check_table_name,
     new_attempt_token,
 )
+from airflow_provider_mixpanel.transfers.identity_parts import IdentityOutput
 from airflow_provider_mixpanel.transfers.lease import Writer
 from airflow_provider_mixpanel.transfers.outputs import ManifestContext, WindowOutputs
 from airflow_provider_mixpanel.transfers.parts import AirflowTaskAborted, PartFormat, WrittenPart
 from airflow_provider_mixpanel.transfers.progress import Progress
 from airflow_provider_mixpanel.transfers.run_log import plan_lines
-from airflow_provider_mixpanel.transfers.runner import ExportRun
+from airflow_provider_mixpanel.transfers.runner import ExportRun, OutputResult
 from airflow_provider_mixpanel.transfers.storage import WINDOW_PLACEHOLDER, common_directory
 from airflow_provider_mixpanel.transfers.windows import (
     RunDays,
+    Unit,
     Window,
     days_of_run,
     plan_units,
@@ -74,11 +79,19 @@ from airflow_provider_mixpanel.transfers.windows import (
 )
 
 if TYPE_CHECKING:
+    from airflow_provider_mixpanel.identity import IdentityMappings
     from airflow_provider_mixpanel.streams import RecordStream
     from airflow_provider_mixpanel.transfers.iceberg_table import IcebergTable
     from airflow_provider_mixpanel.transfers.storage import ObjectStore
 
-__all__ = ["AirflowTaskAborted", "BaseMixpanelStreamOperator", "Destination", "Manifest", "PartInfo"]
+__all__ = [
+    "AirflowTaskAborted",
+    "BaseMixpanelStreamOperator",
+    "Destination",
+    "IdentitySummary",
+    "Manifest",
+    "PartInfo",
+]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +103,19 @@ class Destination(NamedTuple):
     name_template: str
     bucket_argument: str
     name_argument: str
+    #: where the identity mappings go (``None``: not written), and the argument that said so
+    identity_template: str | None = None
+    identity_argument: str = "identity_key"
+
+
+class IdentitySummary(TypedDict):
+    """The identity mappings a run wrote (see :ref:`howto/identity`)."""
+
+    files: list[str]
+    records: int
+    bytes: int
+    deleted_stale_files: list[str]
+    manifests: list[str]
 
 
 class PartInfo(TypedDict):
@@ -127,12 +153,15 @@ class Manifest(TypedDict):
     windows: list[WindowEvent]
     #: the Iceberg table committed into (``iceberg_table``), else ``None``
     iceberg_table: str | None
+    #: the identity mappings written beside the events; ``None`` when none are asked for
+    identity: IdentitySummary | None
 
 
 class _Lineage(NamedTuple):
     scheme: str
     bucket: str
     name_template: str
+    identity_template: str | None = None
 
 
 class BaseMixpanelStreamOperator(BaseOperator):
@@ -342,30 +371,27 @@ class BaseMixpanelStreamOperator(BaseOperator):
         schema_name = self._checked_schema_object_name()
         query = self._query()
         windows = self._windows(context)
+        units = self._units(windows, destination)
+        if self.write_manifest:
+            check_manifest_folders(
+                [unit.name_template for unit in units], destination.name_argument, where=task_prefix(self.task_id)
+            )
+        if destination.identity_template is not None:
+            check_identity_folders(units, destination, manifests=self.write_manifest, where=task_prefix(self.task_id))
         self.hook.client  # noqa: B018 - reads and checks the connection once, before any request or thread
         self._check_hours_fit_the_project_days()
         table = self._prepared_table(context, destination)
         if table is not None:  # each attempt's parts apart: a part a snapshot references is never overwritten
             template = attempt_template(destination.name_template, str(table.attempt))
             destination = destination._replace(name_template=template)
+            units = self._units(windows, destination)
         store = self._object_store(destination.bucket)
         log.info("Writing to %s", store.uri(common_directory(destination.name_template)))
         progress = Progress()
-        units = plan_units(windows, destination.name_template, rotating=self.max_file_size_bytes is not None)
-        if self.write_manifest:
-            check_manifest_folders(
-                [unit.name_template for unit in units], destination.name_argument, where=task_prefix(self.task_id)
-            )
         run = ExportRun(
             store=store,
             open_stream=functools.partial(self._open_stream, query),
-            part_format=PartFormat(
-                self.compression,
-                self.compression_level,
-                self.max_file_size_bytes,
-                parquet_columns=record_columns(self.stream, raw=self.raw) if self.output_format == "parquet" else None,
-                json_logical_type=table is None,
-            ),
+            part_format=self._part_format(self.stream, json_logical_type=table is None),
             max_stream_restarts=self.max_stream_restarts,
             progress=progress,
             outputs=WindowOutputs(
@@ -375,6 +401,9 @@ class BaseMixpanelStreamOperator(BaseOperator):
                 writer=Writer.of_task(context, self.task_id),  # named by the windows' leases
             ),
             cancel_streams=self.hook.client.cancel,
+            identity=self._identity_output(store, query, context)
+            if destination.identity_template is not None
+            else None,
         )
         self._run = run
         try:
@@ -389,11 +418,13 @@ class BaseMixpanelStreamOperator(BaseOperator):
         schema_file = self._write_schema_object(store, schema_name) if schema_name is not None else None
         deleted = [uri for output in outputs for uri in output.completed.deleted_stale]
         manifests = [output.completed.manifest for output in outputs if output.completed.manifest is not None]
-        self._lineage = _Lineage(store.scheme, destination.bucket, destination.name_template)
+        self._lineage = _Lineage(
+            store.scheme, destination.bucket, destination.name_template, destination.identity_template
+        )
         skipped = sum(r.skipped_malformed for r in results)
         events = window_events(units, outputs, run_label=context_date(context))
         emit_window_events(context or {}, self.outlets or [], events)
-        return self._manifest(
+        manifest = self._manifest(
             windows,
             parts,
             skipped=skipped,
@@ -402,6 +433,9 @@ class BaseMixpanelStreamOperator(BaseOperator):
             manifests=manifests,
             written=events,
         )
+        if destination.identity_template is not None:
+            manifest["identity"] = _identity_summary(outputs)
+        return manifest
 
     def on_kill(self) -> None:
         run = self._run
@@ -410,6 +444,58 @@ class BaseMixpanelStreamOperator(BaseOperator):
             run.abort("The task was killed: its uploads in flight were aborted.")
 
     # ------------------------------------------------------------ the steps of execute
+
+    def _units(self, windows: list[Window], destination: Destination) -> list[Unit]:
+        return plan_units(
+            windows,
+            destination.name_template,
+            rotating=self.max_file_size_bytes is not None,
+            identity_template=destination.identity_template,
+        )
+
+    def _part_format(self, stream: str, *, json_logical_type: bool = True) -> PartFormat:
+        """The encoding of the parts of ``stream``'s records (the identity mappings: ``"identity"``).
+
+        :param json_logical_type: Parquet: mark JSON columns with Parquet's JSON type (not for a table).
+        """
+        return PartFormat(
+            self.compression,
+            self.compression_level,
+            self.max_file_size_bytes,
+            parquet_columns=record_columns(stream, raw=self.raw) if self.output_format == "parquet" else None,
+            json_logical_type=json_logical_type,
+        )
+
+    def _identity_output(self, store: ObjectStore, query: Query, context: Any) -> IdentityOutput:
+        """How the identity mappings are written: the events' encoding, their own manifests and
+        window leases (taken by this task attempt, as the events' are)."""
+        manifest = replace(self._manifest_context(query), stream="identity") if self.write_manifest else None
+        return IdentityOutput(
+            part_format=self._part_format("identity"),
+            outputs=WindowOutputs(store, manifest=manifest, writer=Writer.of_task(context, self.task_id)),
+            project_timezone=self.hook.settings.project_timezone,
+        )
+
+    def _check_identity_argument(self, template: Any, argument: str) -> None:
+        """What can be checked of the identity objects' name when the DAG is parsed (it is
+        templated: checked again, rendered, before any request)."""
+        if template is None:
+            return
+        prefix = task_prefix(self.task_id)
+        if self.stream != "events":
+            raise MixpanelConfigError(
+                f"{prefix}{argument} writes the identity mappings derived from events, but stream={self.stream!r}: "
+                "remove it, or export events in a task of its own."
+            )
+        if isinstance(template, str):
+            check_placeholders(
+                template,
+                argument,
+                where=prefix,
+                rotating=self.max_file_size_bytes is not None,
+                max_active_windows=self.max_active_windows,
+                lookback_days=self.lookback_days,
+            )
 
     def _checked_destination(self) -> Destination:
         """The rendered destination, checked before any request."""
@@ -425,6 +511,10 @@ class BaseMixpanelStreamOperator(BaseOperator):
             max_active_windows=self.max_active_windows,
             lookback_days=self.lookback_days,
         )
+        if destination.identity_template is not None:
+            self._check_identity_argument(destination.identity_template, destination.identity_argument)
+            check_name_template(destination.identity_template, destination.identity_argument, where=prefix)
+            check_identity_template(destination, where=prefix)
         return destination
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
@@ -461,15 +551,18 @@ class BaseMixpanelStreamOperator(BaseOperator):
             log.info("%s", line)
         return windows
 
-    def _open_stream(self, query: Query, window: Window) -> RecordStream:
-        """The JSONL lines of one window (the request is sent on the first ``next()``)."""
+    def _open_stream(self, query: Query, window: Window, identity: IdentityMappings | None = None) -> RecordStream:
+        """The JSONL lines of one window (the request is sent on the first ``next()``); with
+        ``identity`` (events only), its identity mappings are derived from the same lines."""
         kind = self.kind
         days = None
         if kind.dated:
             assert window.first is not None and window.last is not None
             days = (window.first, window.last)
             query = kind.narrow(query, window.time_bounds)
-        return self.hook.open_query(kind, query, days, raw=self.raw, encode=True, skip_malformed=self.skip_malformed)
+        return self.hook.open_query(
+            kind, query, days, raw=self.raw, encode=True, skip_malformed=self.skip_malformed, identity=identity
+        )
 
     def _prepared_table(self, context: Any, destination: Destination) -> IcebergTable | None:
         """The Iceberg table, created when missing or checked to fit, before any Mixpanel request."""
@@ -559,6 +652,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
             manifests=manifests,
             windows=written or [],
             iceberg_table=self.iceberg_table,
+            identity=None,
         )
 
     # ------------------------------------------------------------ lineage
@@ -577,9 +671,25 @@ class BaseMixpanelStreamOperator(BaseOperator):
         namespace = self.hook.client.hosts[kind.quota]
         inputs = [Dataset(namespace=namespace, name=f"project/{self.hook.settings.project_id}/{kind.lineage_name}")]
         # Several objects: their common "directory", as the official transfer operators name it.
-        scheme, bucket, template = self._lineage
-        outputs = [Dataset(namespace=f"{scheme}://{bucket}", name=common_directory(template))]
+        scheme, bucket, template, identity = self._lineage
+        outputs = [
+            Dataset(namespace=f"{scheme}://{bucket}", name=common_directory(name))
+            for name in (template, identity)
+            if name is not None
+        ]
         return OperatorLineage(inputs=inputs, outputs=outputs)
+
+
+def _identity_summary(outputs: list[OutputResult]) -> IdentitySummary:
+    parts = [part for output in outputs for result in output.units for part in result.identity_parts]
+    completed = [output.identity_completed for output in outputs if output.identity_completed is not None]
+    return IdentitySummary(
+        files=[part.uri for part in parts],
+        records=sum(part.records for part in parts),
+        bytes=sum(part.bytes for part in parts),
+        deleted_stale_files=[uri for c in completed for uri in c.deleted_stale],
+        manifests=[c.manifest for c in completed if c.manifest is not None],
+    )
 
 
 def _run_date(context: Any, *, where: str) -> date:

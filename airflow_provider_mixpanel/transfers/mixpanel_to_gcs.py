@@ -33,6 +33,11 @@ class MixpanelStreamToGCSOperator(BaseMixpanelStreamOperator):
         account in the list, which will be impersonated in the request (templated).
     :param gcs_chunk_size: bytes per resumable-upload request (a multiple of 256 KiB); one chunk
         is held in memory.
+    :param identity_object_name: also write each window's identity mappings (Simplified ID
+        Merge), derived from the same export lines at no extra request, to these objects
+        (templated), e.g. ``"mixpanel/identity/{window}/part-{part}.jsonl.gz"``: ``{window}`` and
+        ``{part}`` as in ``object_name`` (``{window}`` in both or in neither), in the events'
+        format, with a manifest of their own. See :ref:`howto/identity`.
 
     The Mixpanel arguments are those of
     :class:`~airflow_provider_mixpanel.transfers.base.BaseMixpanelStreamOperator`.
@@ -44,6 +49,7 @@ class MixpanelStreamToGCSOperator(BaseMixpanelStreamOperator):
         "object_name",
         "gcp_conn_id",
         "impersonation_chain",
+        "identity_object_name",
     )
     ui_color = "#7856ff"
 
@@ -55,9 +61,12 @@ class MixpanelStreamToGCSOperator(BaseMixpanelStreamOperator):
         gcp_conn_id: str = "google_cloud_default",
         impersonation_chain: str | Sequence[str] | None = None,
         gcs_chunk_size: int = DEFAULT_CHUNK_SIZE,
+        identity_object_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self._check_identity_argument(identity_object_name, "identity_object_name")
+        self.identity_object_name = identity_object_name
         self.bucket = bucket
         self.object_name = object_name
         self.gcp_conn_id = gcp_conn_id
@@ -66,7 +75,9 @@ class MixpanelStreamToGCSOperator(BaseMixpanelStreamOperator):
 
     def _destination(self) -> Destination:
         name = self.object_name.lstrip("/") if isinstance(self.object_name, str) else self.object_name
-        return Destination(self.bucket, name, "bucket", "object_name")
+        identity = self.identity_object_name
+        identity = identity.lstrip("/") if isinstance(identity, str) else identity
+        return Destination(self.bucket, name, "bucket", "object_name", identity, "identity_object_name")
 
     def _object_store(self, bucket: str) -> GCSObjectStore:
         from airflow.providers.google.cloud.hooks.gcs import GCSHook

@@ -36,12 +36,23 @@ class MixpanelStreamToS3Operator(BaseMixpanelStreamOperator):
         or SSE-C keys; each call gets those it takes (SSE-C, ``RequestPayer`` and ``ExpectedBucketOwner``
         also reach every part and the completion).
     :param s3_part_size: bytes per multipart part (at least 5 MiB); one part is held in memory.
+    :param identity_key: also write each window's identity mappings (Simplified ID Merge), derived
+        from the same export lines at no extra request, to these objects (templated), e.g.
+        ``"mixpanel/identity/{window}/part-{part}.jsonl.gz"``: ``{window}`` and ``{part}`` as in
+        ``s3_key`` (``{window}`` in both or in neither), in the events' format, with a manifest of
+        their own. See :ref:`howto/identity`.
 
     The Mixpanel arguments are those of
     :class:`~airflow_provider_mixpanel.transfers.base.BaseMixpanelStreamOperator`.
     """
 
-    template_fields: Sequence[str] = (*BaseMixpanelStreamOperator.template_fields, "s3_bucket", "s3_key", "aws_conn_id")
+    template_fields: Sequence[str] = (
+        *BaseMixpanelStreamOperator.template_fields,
+        "s3_bucket",
+        "s3_key",
+        "aws_conn_id",
+        "identity_key",
+    )
     ui_color = "#7856ff"
 
     def __init__(
@@ -52,9 +63,12 @@ class MixpanelStreamToS3Operator(BaseMixpanelStreamOperator):
         aws_conn_id: str | None = "aws_default",
         s3_extra_args: dict[str, Any] | None = None,
         s3_part_size: int = DEFAULT_PART_SIZE,
+        identity_key: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self._check_identity_argument(identity_key, "identity_key")
+        self.identity_key = identity_key
         self.s3_bucket = s3_bucket
         self.s3_key = s3_key
         self.aws_conn_id = aws_conn_id
@@ -63,7 +77,8 @@ class MixpanelStreamToS3Operator(BaseMixpanelStreamOperator):
 
     def _destination(self) -> Destination:
         key = self.s3_key.lstrip("/") if isinstance(self.s3_key, str) else self.s3_key
-        return Destination(self.s3_bucket, key, "s3_bucket", "s3_key")
+        identity = self.identity_key.lstrip("/") if isinstance(self.identity_key, str) else self.identity_key
+        return Destination(self.s3_bucket, key, "s3_bucket", "s3_key", identity, "identity_key")
 
     def _object_store(self, bucket: str) -> S3ObjectStore:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 from airflow_provider_mixpanel.errors import MixpanelError, MixpanelServerError, MixpanelStreamInterruptedError
+from airflow_provider_mixpanel.transfers.identity_parts import IdentityParts
 from airflow_provider_mixpanel.transfers.parts import (
     AirflowTaskAborted,
     BackgroundPartWriter,
@@ -35,10 +36,11 @@ from airflow_provider_mixpanel.transfers.parts import (
 
 if TYPE_CHECKING:
     from airflow_provider_mixpanel.streams import RecordStream
+    from airflow_provider_mixpanel.transfers.identity_parts import IdentityOutput
     from airflow_provider_mixpanel.transfers.outputs import Claim, Completed, WindowOutputs
     from airflow_provider_mixpanel.transfers.progress import Progress
     from airflow_provider_mixpanel.transfers.storage import ObjectStore
-    from airflow_provider_mixpanel.transfers.windows import Unit, Window
+    from airflow_provider_mixpanel.transfers.windows import Unit
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ class UnitResult(NamedTuple):
     skipped_malformed: int
     #: when the attempt that wrote the parts started (its export requests were sent after it)
     exported_at: datetime
+    #: the parts of its identity mappings (none without ``identity``)
+    identity_parts: list[WrittenPart] = []
 
 
 class OutputResult(NamedTuple):
@@ -57,32 +61,39 @@ class OutputResult(NamedTuple):
 
     units: list[UnitResult]
     completed: Completed
+    #: what finishing the identity mappings' objects did (``None`` without ``identity``)
+    identity_completed: Completed | None = None
 
 
 class ExportRun:
     """Writes units of windows into parts of one store.
 
     :param store: where the parts go.
-    :param open_stream: the JSONL lines of a window, as a :class:`~airflow_provider_mixpanel.streams.RecordStream`.
+    :param open_stream: the JSONL lines of a window, as a :class:`~airflow_provider_mixpanel.streams.RecordStream`;
+        with ``identity``, called as ``open_stream(window, mappings)`` to derive them from the same lines.
     :param part_format: compression and part rotation.
     :param max_stream_restarts: how often a unit is written again from scratch after a transient failure.
     :param progress: counts and logs what passed.
     :param outputs: prepares and finishes each output's objects (manifest, stale parts, leftovers).
     :param cancel_streams: stops every Mixpanel stream of the run at once, from any thread (reads
         blocked in a socket and requests waiting for their turn alike); called by :meth:`abort`.
+    :param identity: also write each unit's identity mappings, derived from its lines, into the
+        objects of its ``identity_template`` (``None``: none are written).
     """
 
     def __init__(
         self,
         *,
         store: ObjectStore,
-        open_stream: Callable[[Window], RecordStream],
+        open_stream: Callable[..., RecordStream],
         part_format: PartFormat,
         max_stream_restarts: int,
         progress: Progress,
         outputs: WindowOutputs,
         cancel_streams: Callable[[], None] | None = None,
+        identity: IdentityOutput | None = None,
     ):
+        self.identity = identity
         self.store = store
         self.open_stream = open_stream
         self.part_format = part_format
@@ -90,6 +101,8 @@ class ExportRun:
         self.progress = progress
         self.outputs = outputs
         outputs.leases.on_lost = self.abort  # another task took a window over: stop everything
+        if identity is not None:
+            identity.outputs.leases.on_lost = self.abort
         self.cancel_streams = cancel_streams
         self._lock = threading.Lock()
         self._writers: set[BackgroundPartWriter] = set()
@@ -114,7 +127,12 @@ class ExportRun:
         if self.cancel_streams is not None:
             self.cancel_streams()
 
-    def _start_writer(self, claim: Claim, first_part: int) -> BackgroundPartWriter:
+    def _start_writer(
+        self, claim: Claim, first_part: int, part_format: PartFormat | None = None, outputs: WindowOutputs | None = None
+    ) -> BackgroundPartWriter:
+        """A writer of ``claim``'s parts; each commit first checks the claim's lease (with the
+        ``outputs`` that took it: the identity mappings' own)."""
+        claimed_by = outputs or self.outputs
         with self._lock:
             if self._abort_reason is not None:
                 raise AirflowTaskAborted(self._abort_reason)
@@ -123,13 +141,20 @@ class ExportRun:
                     self.store,
                     claim.template,
                     first_part=first_part,
-                    part_format=self.part_format,
-                    progress=self.progress,
-                    before_commit=lambda: self.outputs.check(claim),
+                    part_format=part_format or self.part_format,
+                    progress=self.progress,  # bytes written count the identity parts too
+                    before_commit=lambda: claimed_by.check(claim),
                 )
             )
             self._writers.add(writer)
         return writer
+
+    def _start_identity(self, claim: Claim | None, first_part: int) -> IdentityParts | None:
+        """The writer of the unit's identity mappings, when it has any to write."""
+        if self.identity is None or claim is None:
+            return None
+        writer = self._start_writer(claim, first_part, self.identity.part_format, self.identity.outputs)
+        return IdentityParts(writer, project_timezone=self.identity.project_timezone)
 
     def _forget(self, writer: BackgroundPartWriter) -> None:
         with self._lock:
@@ -147,24 +172,44 @@ class ExportRun:
             return [self.write_output(output) for output in outputs]
         finally:
             self.outputs.close()
+            if self.identity is not None:
+                self.identity.outputs.close()
 
     def write_output(self, units: list[Unit]) -> OutputResult:
-        """Claim the output's objects, write its units (continuing its part numbers), finish it,
-        release it."""
+        """Claim the output's objects (and its identity mappings'), write its units (continuing
+        their part numbers), finish them, release them."""
         self._refuse_if_aborted()
         claim = self.outputs.begin(units[0].name_template)
+        identity_claim: Claim | None = None
         try:
+            identity_template = units[0].identity_template if self.identity is not None else None
+            if identity_template is not None:
+                assert self.identity is not None
+                identity_claim = self.identity.outputs.begin(identity_template)
             results: list[UnitResult] = []
-            next_part = 0
+            next_part = next_identity_part = 0
             for unit in units:
-                results.append(self.write_unit(unit, claim, first_part=next_part))
+                results.append(
+                    self.write_unit(
+                        unit, claim, identity_claim, first_part=next_part, first_identity_part=next_identity_part
+                    )
+                )
                 next_part += len(results[-1].parts)
+                next_identity_part += len(results[-1].identity_parts)
             self._refuse_if_aborted()  # aborted meanwhile: the output is not declared complete
             windows = [window for unit in units for window in unit.windows]
             parts = [part for result in results for part in result.parts]
             exported_at = min(result.exported_at for result in results)
-            return OutputResult(results, self.outputs.end(claim, windows, parts, exported_at))
+            identity_completed = None
+            if identity_claim is not None:  # finished first: the events' manifest, written last, is the signal
+                assert self.identity is not None
+                identity_parts = [part for result in results for part in result.identity_parts]
+                identity_completed = self.identity.outputs.end(identity_claim, windows, identity_parts, exported_at)
+            return OutputResult(results, self.outputs.end(claim, windows, parts, exported_at), identity_completed)
         finally:
+            if identity_claim is not None:
+                assert self.identity is not None
+                self.identity.outputs.release(identity_claim)
             self.outputs.release(claim)
 
     def _refuse_if_aborted(self) -> None:
@@ -214,32 +259,49 @@ class ExportRun:
             except BaseException as err:
                 future.set_exception(err)
 
-    def write_unit(self, unit: Unit, claim: Claim, *, first_part: int) -> UnitResult:
-        """Write one unit; after a transient failure abort its upload, delete the parts it
-        committed, and write it again from scratch."""
+    def write_unit(
+        self,
+        unit: Unit,
+        claim: Claim,
+        identity_claim: Claim | None = None,
+        *,
+        first_part: int,
+        first_identity_part: int = 0,
+    ) -> UnitResult:
+        """Write one unit (and, with ``identity_claim``, its identity mappings); after a transient
+        failure abort its uploads, delete the parts they committed, and write it again from scratch."""
         attempt = 0
         while True:
             writer = self._start_writer(claim, first_part)
+            identity: IdentityParts | None = None
             started = datetime.now(UTC)
             try:
+                identity = self._start_identity(identity_claim, first_identity_part)
                 skipped = 0
                 for window in unit.windows:
                     if self._abort_reason is not None:  # aborted before its request: never send it
                         raise AirflowTaskAborted(self._abort_reason)
-                    lines = self.open_stream(window)
+                    lines = (
+                        self.open_stream(window) if identity is None else self.open_stream(window, identity.mappings)
+                    )
                     try:
                         write_batches(lines, writer, self.progress)
                     finally:
                         lines.close()
                     skipped += lines.skipped_malformed
-                return UnitResult(writer.finish(), skipped, started)
+                identity_parts = identity.finish() if identity is not None else []
+                return UnitResult(writer.finish(), skipped, started, identity_parts)
             except BaseException as err:
                 writer.abort()
+                if identity is not None:
+                    identity.abort()
                 if self._abort_reason is not None:
                     raise AirflowTaskAborted(self._abort_reason) from err
                 if attempt >= self.max_stream_restarts or not self._is_transient(err):
                     raise
                 committed = [part.name for part in writer.committed]
+                if identity is not None:
+                    committed += [part.name for part in identity.writer.committed]
                 if committed:  # parts are created, never overwritten: the next try writes them anew
                     self.store.delete(committed)
                 attempt += 1
@@ -255,6 +317,8 @@ class ExportRun:
                 )
             finally:
                 self._forget(writer)
+                if identity is not None:
+                    self._forget(identity.writer)
 
     def _is_transient(self, err: BaseException) -> bool:
         if isinstance(err, MixpanelStreamInterruptedError | MixpanelServerError):

@@ -102,6 +102,8 @@ class Unit:
 
     windows: tuple[Window, ...]
     name_template: str
+    #: the name template of the windows' identity mappings (``None``: none are written)
+    identity_template: str | None = None
 
     def __str__(self) -> str:
         return ", ".join(str(w) for w in self.windows)
@@ -147,14 +149,23 @@ def plan_windows(
     return windows
 
 
-def plan_units(windows: list[Window], name_template: str, *, rotating: bool) -> list[Unit]:
+def plan_units(
+    windows: list[Window], name_template: str, *, rotating: bool, identity_template: str | None = None
+) -> list[Unit]:
     """With ``{window}`` or part rotation every window writes parts of its own and restarts alone;
-    otherwise the whole range is one object, and a restart rewrites all of it."""
+    otherwise the whole range is one object, and a restart rewrites all of it. The identity
+    mappings follow the events (their template holds ``{window}`` when the events' does)."""
     if WINDOW_PLACEHOLDER in name_template:
-        return [Unit((w,), with_window(name_template, w.label)) for w in windows]
+        return [
+            Unit((w,), with_window(name_template, w.label), _with_window(identity_template, w.label)) for w in windows
+        ]
     if rotating:
-        return [Unit((w,), name_template) for w in windows]
-    return [Unit(tuple(windows), name_template)]
+        return [Unit((w,), name_template, identity_template) for w in windows]
+    return [Unit(tuple(windows), name_template, identity_template)]
+
+
+def _with_window(template: str | None, label: str) -> str | None:
+    return None if template is None else with_window(template, label)
 
 
 def window_where(where: str | None, window: Window) -> str | None:
