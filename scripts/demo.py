@@ -19,6 +19,7 @@ from pathlib import Path
 # The sandbox is repository tooling (devtools/, not in the wheel): import it from the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from airflow_provider_mixpanel.transfers.lease import LEASE_FILENAME
 from devtools.sandbox import S3_BUCKET, Sandbox
 
 DAG_ID = "example_mixpanel_events_to_s3"
@@ -54,6 +55,10 @@ def main() -> int:
             if key.endswith("/_manifest.json"):
                 manifest = json.loads(body)
                 print(f"  s3://{S3_BUCKET}/{key}  completion manifest: {manifest['records']:,} records")
+                continue
+            if key.endswith("/" + LEASE_FILENAME):
+                lease = json.loads(body)
+                print(f"  s3://{S3_BUCKET}/{key}  one writer per window: lease {lease['state']}")
                 continue
             lines = gzip.decompress(body).splitlines()
             day = key.split("/")[-2]
