@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -395,3 +396,14 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     owner: MixpanelTestServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet when a client hangs up, as Mixpanel's servers do.
+
+        A client that stops reading a broken body closes its connection while this server waits
+        for its next request; the base class prints that reset as a traceback on stderr, where it
+        lands in the middle of the client's own error message.
+        """
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
