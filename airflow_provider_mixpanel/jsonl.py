@@ -16,6 +16,7 @@ line; ``datetime`` values are written as ISO-8601 (``2020-10-13T17:48:31+00:00``
 
 from __future__ import annotations
 
+import collections
 import json
 import re
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -37,37 +38,55 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield from lines
 
 
-def split_line_batches(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
+class LineBatch(list[bytes]):
+    """Lines (without their ``\\n``), and ``text``: the same lines as one bytes object, each with its
+    ``\\n``, when they are exactly that (no ``\\r`` was removed, no blank line skipped), else ``None``.
+    Raw output writes ``text`` at once instead of joining the lines again."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, lines: Iterable[bytes], text: bytes | None = None):
+        super().__init__(lines)
+        self.text = text
+
+
+def split_line_batches(chunks: Iterable[bytes]) -> Iterator[LineBatch]:
     """:func:`split_lines`, a list at a time: the non-empty lines each chunk completes (one step
     of Python per chunk instead of one per line, for the hot paths). A CRLF ending's ``\\r`` is
     removed, so a file written on Windows gives the same lines."""
     pending: list[bytes] = []
     for chunk in chunks:
-        if b"\n" not in chunk:
+        end = chunk.rfind(b"\n") + 1  # after the chunk's last newline: what it completes
+        if not end:
             if chunk:
                 pending.append(chunk)
             continue
-        lines = chunk.split(b"\n")
         if pending:
-            pending.append(lines[0])
-            lines[0] = b"".join(pending)
+            pending.append(chunk[:end])
+            text = b"".join(pending)
             pending = []
-        tail = lines.pop()
-        if tail:
-            pending.append(tail)
-        # A CR is looked for once per chunk (in C): Mixpanel ends lines with LF only.
-        if b"\r" in chunk or lines[0].endswith(b"\r"):
+        else:
+            text = chunk if end == len(chunk) else chunk[:end]
+        if end < len(chunk):
+            pending.append(chunk[end:])
+        lines = text.split(b"\n")
+        lines.pop()  # empty: the text ends with its last line's newline
+        exact = True  # the lines are the text, byte for byte
+        # A CR is looked for once per text (in C): Mixpanel ends lines with LF only.
+        if b"\r" in text:
             lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+            exact = False
         if b"" in lines:  # blank lines: rare, dropped
             lines = [line for line in lines if line]
+            exact = False
         if lines:
-            yield lines
+            yield LineBatch(lines, text if exact else None)
     if pending:
         last = b"".join(pending)
         if last.endswith(b"\r"):
             last = last[:-1]
         if last:
-            yield [last]
+            yield LineBatch([last])
 
 
 # msgspec (a dependency of Airflow 3 itself) parses and writes JSON 3-8x faster than the standard
@@ -213,16 +232,16 @@ def require_utf8(line: bytes) -> None:
 
 
 def all_objects(lines: list[bytes]) -> bool:
-    """Whether every line passes :func:`check_object` by the fast test alone: one call of Python
-    per line, for raw output a batch at a time. ``False`` says only that some line needs
+    """Whether every line passes :func:`check_object` by the fast test alone, with no step of
+    Python per line: for raw output, a batch at a time. ``False`` says only that some line needs
     :func:`check_object` itself (its precise error, or the rare line only the standard library
     reads)."""
-    decode = _object_checker.decode
     try:
-        for line in lines:
-            decode(line)
-            if not line.isascii():  # msgspec checks the UTF-8 of the names only, as in check_object
-                line.decode("utf-8")
+        # Both loops in C, keeping nothing. msgspec checks the UTF-8 of the names only, as in
+        # check_object; the rest is checked line by line: one UTF-8 decode of many lines at once
+        # costs more, a non-ASCII character late in the text widening all of it again.
+        collections.deque(map(_object_checker.decode, lines), 0)
+        collections.deque(map(bytes.decode, lines), 0)
     except (msgspec.DecodeError, UnicodeDecodeError):
         return False
     return True

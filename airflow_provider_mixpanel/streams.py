@@ -133,8 +133,11 @@ class RawEventChunks(RecordStream):
         for lines in batches:
             if all_objects(lines):
                 self.records += len(lines)
-                lines.append(b"")  # the last line's newline
-                yield b"\n".join(lines)
+                text = getattr(lines, "text", None)  # the lines as they came, newlines included
+                if text is None:
+                    lines.append(b"")  # the last line's newline
+                    text = b"\n".join(lines)
+                yield text
                 continue
             good: list[bytes] = []  # line by line: the lines before a bad one are written before it fails
             for line in lines:

@@ -589,6 +589,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
             name,
             self.iceberg_conn_id,
             record_columns(self.stream, raw=self.raw),
+            stream=self.stream,
             dated=self.kind.dated,
             run_id=str((context or {}).get("run_id") or "manual"),
             attempt=new_attempt_token(context),

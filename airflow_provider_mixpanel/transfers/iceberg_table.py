@@ -83,6 +83,7 @@ TABLE_PROPERTIES = {
 SUMMARY_RUN_ID = "mixpanel.run-id"
 SUMMARY_WINDOW = "mixpanel.window"
 SUMMARY_COMMIT_ID = "mixpanel.commit-id"
+SUMMARY_STREAM = "mixpanel.stream"
 
 # pyiceberg warns when a delete matches nothing: the first export of a window always does.
 warnings.filterwarnings("ignore", message="Delete operation did not match any records")
@@ -158,7 +159,10 @@ class IcebergTable:
     :param table_name: ``namespace.table`` (the namespace may have several levels).
     :param conn_id: the ``iceberg`` connection: its extra holds the catalog's properties.
     :param columns: the records' columns (:func:`airflow_provider_mixpanel.schemas.record_columns`).
-    :param dated: events (a window's rows are replaced) or profiles (the whole table is).
+    :param stream: the kind of records (``events``, ``profiles``, ``cohorts``...), kept in each
+        snapshot's summary.
+    :param dated: events (a window's rows are replaced) or a snapshot kind such as profiles (the
+        whole table is).
     :param run_id: the Airflow run's id, kept in each snapshot's summary.
     :param attempt: the token in this attempt's part names (:func:`~.iceberg_names.attempt_template`).
     """
@@ -169,6 +173,7 @@ class IcebergTable:
         conn_id: str,
         columns: Sequence[Column],
         *,
+        stream: str,
         dated: bool,
         run_id: str,
         attempt: AttemptToken,
@@ -177,6 +182,7 @@ class IcebergTable:
         self.identifier = split_table_name(table_name)
         self.conn_id = conn_id
         self.columns = tuple(columns)
+        self.stream = stream
         self.dated = dated
         self.run_id = run_id
         self.attempt = attempt
@@ -228,8 +234,13 @@ class IcebergTable:
         """Replace the window's rows by the parts' rows in one transaction; the id of the snapshot
         that holds the new window. A lost race is made again from the table as it then is."""
         commit_id = uuid.uuid4().hex
-        summary = {SUMMARY_RUN_ID: self.run_id, SUMMARY_WINDOW: window.label if self.dated else "profiles"}
-        summary[SUMMARY_COMMIT_ID] = commit_id
+        # A snapshot kind's window label is its run date, as in the XCom result and the manifest.
+        summary = {
+            SUMMARY_RUN_ID: self.run_id,
+            SUMMARY_STREAM: self.stream,
+            SUMMARY_WINDOW: window.label,
+            SUMMARY_COMMIT_ID: commit_id,
+        }
         files = [part.uri for part in parts if part.records]  # an empty part has no statistics to place it
         with self._commit_lock:
             return self._commit(window, files, summary, commit_id)
@@ -260,7 +271,7 @@ class IcebergTable:
             snapshot_id = self._snapshot_of(committed, commit_id)
             log.info(
                 "Committed %s into Iceberg table %s: %d file(s), snapshot %d (%.2fs).",
-                window.label if self.dated else "the profiles",
+                window.label if self.dated else f"the {self.stream}",
                 self.table_name,
                 len(files),
                 snapshot_id,

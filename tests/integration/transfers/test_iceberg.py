@@ -17,6 +17,7 @@ pyiceberg = pytest.importorskip("pyiceberg", reason="the iceberg extra (pyiceber
 from airflow_provider_mixpanel.errors import MixpanelConfigError  # noqa: E402
 from airflow_provider_mixpanel.transfers.iceberg_table import (  # noqa: E402
     SUMMARY_RUN_ID,
+    SUMMARY_STREAM,
     SUMMARY_WINDOW,
     IcebergTable,
 )
@@ -214,6 +215,9 @@ def test_profiles_replace_the_whole_table(mixpanel, s3, iceberg):
     ids = table.scan(selected_fields=("distinct_id",)).to_arrow().column("distinct_id").to_pylist()
     assert sorted(ids) == sorted(f"user-{i}" for i in range(450))
     assert result["windows"][0]["window"] == "2024-03-02"
+    summary = {s.snapshot_id: s for s in table.snapshots()}[result["windows"][0]["snapshot_id"]].summary
+    described = (summary[SUMMARY_STREAM], summary[SUMMARY_WINDOW], summary[SUMMARY_RUN_ID])
+    assert described == ("profiles", "2024-03-02", "two")
 
 
 def test_an_existing_table_that_does_not_fit_is_refused_before_any_request(mixpanel, s3, iceberg):
