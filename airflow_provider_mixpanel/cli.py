@@ -110,7 +110,8 @@ def _add_kind(commands: Any, kind: StreamKind, parents: list[argparse.ArgumentPa
         if spec.flag is None:
             continue
         if spec.metavar is None:  # a switch
-            command.add_argument(spec.flag, dest=name, action="store_const", const=True, help=spec.help)
+            # --no-FLAG too: a switch may be tri-state (include_all_users=false is not its default).
+            command.add_argument(spec.flag, dest=name, action=argparse.BooleanOptionalAction, help=spec.help)
         elif spec.repeat:
             help_text = f"{spec.help} (repeat for more)"
             command.add_argument(spec.flag, dest=name, action="append", metavar=spec.metavar, help=help_text)

@@ -348,6 +348,12 @@ class MixpanelClient:
         :param path: below the quota's host, e.g. ``/api/query/cohorts/list``; ``{project_id}``
             is replaced by the connection's project id.
         """
+        if quota in (Quota.APP, Quota.LEXICON) and not self.username:
+            raise MixpanelConfigError(
+                f"Mixpanel {what} is read through the App API, which accepts only a service account, and "
+                f"{self.source} authenticates with a project secret: set its login to a service account's username "
+                "and its password to that account's secret (Mixpanel: Organization settings > Service accounts)."
+            )
         if "{project_id}" in path:
             if self.project_id is None:
                 raise MixpanelConfigError(

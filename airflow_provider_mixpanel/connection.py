@@ -179,6 +179,11 @@ def _url(value: Any, port: int | None, where: str, name: str) -> str | None:
     if "://" not in text:
         text = f"https://{text}"
     parts = urlsplit(text)
+    if "@" in parts.netloc:  # the value is not echoed: it holds a password
+        raise MixpanelConfigError(
+            f"The {where} has a user name or password inside {name}: remove it from the URL. Mixpanel's "
+            "credentials go in the connection's login and password; a proxy's in the HTTPS_PROXY variable."
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise MixpanelConfigError(
             f"The {where} has {name}={value!r}: use a base URL like 'https://proxy.example.com' or leave "

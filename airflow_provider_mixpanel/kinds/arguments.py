@@ -55,7 +55,8 @@ def check_id(value: Any, name: str, where: str) -> int | None:
 def check_ids(value: Any, name: str, where: str) -> tuple[int, ...] | None:
     """A list of ids (or one); an empty list counts as not given."""
     items = [value] if isinstance(value, int | str) else _listed(value, name, where)
-    ids = tuple(check_id(item, name, where) for item in items)
+    # An id given twice is asked for once: twice would export its records twice.
+    ids = tuple(dict.fromkeys(check_id(item, name, where) for item in items))
     if None in ids:
         raise MixpanelConfigError(f"{where}{name}={value!r}: give whole numbers (the ids shown in Mixpanel).")
     return ids or None  # type: ignore[return-value]

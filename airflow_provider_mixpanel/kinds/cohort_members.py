@@ -128,6 +128,7 @@ def _converter(*, raw: bool, encode: bool) -> Any:
     def line(item: tuple[int, bytes]) -> bytes:
         cohort_id, member = item
         record = member + b"\n" if raw else profile_line(member)
-        return b'{"cohort_id":%d,%b' % (cohort_id, record[1:])
+        comma = b"" if record[1:2] == b"}" else b","  # an empty result: {} (results are compact)
+        return b'{"cohort_id":%d%b%b' % (cohort_id, comma, record[1:])
 
     return line if encode else (lambda item: loads_object(line(item)))

@@ -1,12 +1,16 @@
 """``funnels``: the project's saved funnels (``GET /api/query/funnels/list``) and, per funnel and
-day, its steps (``GET /api/query/funnels``). Dated: each window lists the funnels once and asks
-for each funnel's days in one query, so a window costs 1 + N of the Query API's 60 an hour; the
-plan is logged before the first request."""
+day, its steps (``GET /api/query/funnels``). Dated: a client lists the funnels once for all the
+windows it reads within FUNNEL_LIST_REUSE_SECONDS, and a window asks for each funnel's days in one
+query, so a run of W windows costs 1 + W x N of the Query API's 60 an hour; each window's share
+is logged before its first request."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -31,6 +35,9 @@ FUNNELS_LIST_PATH = "/api/query/funnels/list"
 FUNNELS_PATH = "/api/query/funnels"
 # The Query API's requests per rolling hour, which the list and every funnel query spend.
 QUERY_REQUESTS_PER_HOUR = 60
+# The windows of one run (look-back days) share the funnel list read by the first of them; a
+# funnel saved later is seen by the next run.
+FUNNEL_LIST_REUSE_SECONDS = 600.0
 
 FUNNEL_COLUMNS = (
     Column("funnel_id", INTEGER, "The saved funnel's id."),
@@ -80,13 +87,30 @@ class FunnelsKind(StreamKind):
         return Records(records, _converter(raw=opening.raw, encode=opening.encode))
 
 
+# client -> (when listed, funnel id -> name as JSON text): the list each client read last
+_saved_funnels: weakref.WeakKeyDictionary[MixpanelClient, tuple[float, dict[int, bytes]]] = weakref.WeakKeyDictionary()
+_saved_funnels_lock = threading.Lock()  # windows of one run read in threads
+
+
+def saved_funnels(client: MixpanelClient) -> tuple[dict[int, bytes], bool]:
+    """The project's saved funnels, id -> name as JSON text, and whether they were asked for now
+    (else this client's list of the last FUNNEL_LIST_REUSE_SECONDS)."""
+    with _saved_funnels_lock:  # held while listing: the other windows wait for the one list
+        listed = _saved_funnels.get(client)
+        if listed is not None and time.monotonic() - listed[0] < FUNNEL_LIST_REUSE_SECONDS:
+            return listed[1], False
+        saved = [
+            members(item)
+            for item in client.fetch_json(Quota.QUERY, "GET", FUNNELS_LIST_PATH, "funnels list", items=list_items())
+        ]
+        names = {int(bytes(f["funnel_id"])): bytes(f.get("name") or b"null") for f in saved if "funnel_id" in f}
+        _saved_funnels[client] = (time.monotonic(), names)
+        return names, True
+
+
 def _funnel_days(client: MixpanelClient, query: FunnelsQuery, first: date, last: date) -> Iterator[tuple[bytes, bytes]]:
-    """``(name, raw record)`` of each funnel and day: the list, then one query per funnel."""
-    saved = [
-        members(item)
-        for item in client.fetch_json(Quota.QUERY, "GET", FUNNELS_LIST_PATH, "funnels list", items=list_items())
-    ]
-    names = {int(bytes(f["funnel_id"])): bytes(f.get("name") or b"null") for f in saved if "funnel_id" in f}
+    """``(name, raw record)`` of each funnel and day: the list (once per client), then one query per funnel."""
+    names, listed = saved_funnels(client)
     wanted = list(query.funnel_ids) if query.funnel_ids is not None else list(names)
     missing = [funnel_id for funnel_id in wanted if funnel_id not in names]
     if missing:
@@ -94,7 +118,7 @@ def _funnel_days(client: MixpanelClient, query: FunnelsQuery, first: date, last:
             f"funnel_ids {missing} are not among the project's saved funnels ({', '.join(map(str, names)) or 'none'}): "
             "check the ids in Mixpanel (Funnels report, or mixpanel-stream funnels without --funnel-id)."
         )
-    log.info(plan(len(wanted), first, last))
+    log.info(plan(len(wanted), first, last, listed=listed))
     for funnel_id in wanted:
         params = {"funnel_id": funnel_id, "from_date": first.isoformat(), "to_date": last.isoformat()}
         what = f"funnel {funnel_id} {first}..{last}"
@@ -104,13 +128,16 @@ def _funnel_days(client: MixpanelClient, query: FunnelsQuery, first: date, last:
             yield names[funnel_id], record
 
 
-def plan(funnels: int, first: date, last: date) -> str:
-    """What one window of ``funnels`` funnels spends of the Query API's hourly quota."""
+def plan(funnels: int, first: date, last: date, *, listed: bool = True) -> str:
+    """What one window of ``funnels`` funnels spends of the Query API's hourly quota (``listed``:
+    the window also listed them)."""
+    requests = funnels + listed
+    how = "1 listed them, one per funnel" if listed else "one per funnel; the list was read by an earlier window"
     text = (
-        f"Funnels {first}..{last}: {funnels} saved funnel(s) = {funnels + 1} Query API request(s) (1 listed them, "
-        f"one per funnel) of the {QUERY_REQUESTS_PER_HOUR} an hour."
+        f"Funnels {first}..{last}: {funnels} saved funnel(s) = {requests} Query API request(s) ({how}) of the "
+        f"{QUERY_REQUESTS_PER_HOUR} an hour, shared by every window and task of the project."
     )
-    if funnels + 1 > QUERY_REQUESTS_PER_HOUR:
+    if requests > QUERY_REQUESTS_PER_HOUR:
         text += (
             f" More than {QUERY_REQUESTS_PER_HOUR}: the export waits for the hourly quota (or fails with Mixpanel's "
             "429 for Airflow to retry); pass funnel_ids to export fewer per task."

@@ -86,6 +86,14 @@ def test_raw_profiles_with_filters(mixpanel, capfd):
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize(("flag", "sent"), [("--include-all-users", "true"), ("--no-include-all-users", "false")])
+def test_a_switch_can_be_turned_off_too(mixpanel, capfd, flag, sent):
+    server = mixpanel(profiles=3)
+    assert main(["profiles", "--cohort-id", "1000", flag, "-q"]) == 0
+    assert server.engage_requests()[0].form["include_all_users"] == sent
+
+
+@pytest.mark.integration
 def test_event_filters_reach_mixpanel(mixpanel, capfd):
     server = mixpanel(events_per_day=100)
     assert main(["events", "--from", DAY, "--to", DAY, "--event", "Purchase", "--event", "Search", "--limit", "5"]) == 0

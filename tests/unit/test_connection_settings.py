@@ -53,3 +53,10 @@ def test_dates_accept_dates_datetimes_and_iso_strings():
     assert parse_date(datetime(2024, 3, 1, 23, 59), "x") == parse_date("2024-03-01", "x") == date(2024, 3, 1)
     with pytest.raises(MixpanelConfigError, match="after to_date"):
         date_range("2024-03-02", "2024-03-01")
+
+
+@pytest.mark.parametrize("host", ["https://user:S3cret@proxy.example.com", "user:S3cret@proxy.example.com:8443"])
+def test_a_password_inside_the_base_url_is_refused_without_echoing_it(host):
+    with pytest.raises(MixpanelConfigError, match="user name or password inside") as info:
+        settings(host=host, extra={"project_id": 7})
+    assert "S3cret" not in str(info.value)

@@ -98,3 +98,24 @@ def test_no_kind_argument_shadows_an_operator_attribute():
     for operator in (MixpanelStreamToS3Operator, MixpanelStreamToGCSOperator):
         clashes = set(KIND_ARGUMENTS) & set(dir(operator))
         assert not clashes, f"the kind argument(s) {clashes} would overwrite {operator.__name__}'s own"
+
+
+def test_an_id_given_twice_is_asked_for_once():
+    from airflow_provider_mixpanel.kinds.cohort_members import CohortMembersQuery
+    from airflow_provider_mixpanel.kinds.funnels import FunnelsQuery
+
+    assert CohortMembersQuery.build({"cohort_ids": [1000, "1001", 1000]}).cohort_ids == (1000, 1001)
+    assert FunnelsQuery.build({"funnel_ids": ["7", 7]}).funnel_ids == (7,)
+
+
+def test_a_raw_cohort_member_with_an_empty_result_stays_json():
+    import json
+
+    from airflow_provider_mixpanel.kinds.cohort_members import _converter
+
+    line = _converter(raw=True, encode=True)((1000, b"{}"))
+    assert json.loads(line) == {"cohort_id": 1000}
+    assert json.loads(_converter(raw=True, encode=True)((1000, b'{"$distinct_id":"a"}'))) == {
+        "cohort_id": 1000,
+        "$distinct_id": "a",
+    }

@@ -13,7 +13,12 @@ import duckdb
 import pytest
 
 from airflow_provider_mixpanel.cli import main
-from airflow_provider_mixpanel.errors import MixpanelAuthError, MixpanelQueryError, MixpanelRateLimitError
+from airflow_provider_mixpanel.errors import (
+    MixpanelAuthError,
+    MixpanelConfigError,
+    MixpanelQueryError,
+    MixpanelRateLimitError,
+)
 from airflow_provider_mixpanel.hooks.mixpanel import MixpanelHook
 from airflow_provider_mixpanel.kinds import get_kind
 from airflow_provider_mixpanel.testing import Quotas, SimClock
@@ -171,15 +176,16 @@ def test_auth_errors_are_not_retried(mixpanel, monkeypatch, kind):
 
 
 @pytest.mark.parametrize("kind", ["annotations", "lexicon"])
-def test_the_app_api_refuses_a_project_secret(mixpanel, monkeypatch, kind):
+def test_the_app_api_with_a_project_secret_is_refused_before_any_request(mixpanel, monkeypatch, kind):
     server = mixpanel(project_secret="legacy")
     extra = {"host": server.url, "project_id": server.config.project_id}  # the App API names the project in its path
     monkeypatch.setenv(
         "AIRFLOW_CONN_MIXPANEL_DEFAULT", json.dumps({"conn_type": "mixpanel", "password": "legacy", "extra": extra})
     )
     days = {} if kind == "lexicon" else {"from_date": MARCH_1, "to_date": MARCH_1}
-    with pytest.warns(DeprecationWarning), pytest.raises(MixpanelAuthError, match="service account"):
+    with pytest.warns(DeprecationWarning), pytest.raises(MixpanelConfigError, match="accepts only a service account"):
         list(MixpanelHook().stream(kind, **days))
+    assert server.requests == [], "asked the App API with a project secret it refuses"
 
 
 @pytest.mark.parametrize("kind", KINDS)
