@@ -474,6 +474,7 @@ class BaseMixpanelStreamOperator(BaseOperator):
             part_format=self._part_format("identity"),
             outputs=WindowOutputs(store, manifest=manifest, writer=Writer.of_task(context, self.task_id)),
             project_timezone=self.hook.settings.project_timezone,
+            time_in_ms=bool(getattr(query, "time_in_ms", False)),  # only events carry identity; their query says
         )
 
     def _check_identity_argument(self, template: Any, argument: str) -> None:

@@ -27,11 +27,14 @@ class IdentityParts:
 
     :param writer: the writer of the unit's identity parts.
     :param project_timezone: the connection's ``project_timezone``, as the events read ``time``.
+    :param time_in_ms: the events were asked for with ``time_in_ms`` (their ``time`` in milliseconds).
     """
 
-    def __init__(self, writer: BackgroundPartWriter, *, project_timezone: str | tzinfo | None):
+    def __init__(
+        self, writer: BackgroundPartWriter, *, project_timezone: str | tzinfo | None, time_in_ms: bool = False
+    ):
         self.writer = writer
-        self.mappings = IdentityMappings(self._add, project_timezone=project_timezone)
+        self.mappings = IdentityMappings(self._add, project_timezone=project_timezone, time_in_ms=time_in_ms)
         self._batch: list[bytes] = []
         self._size = 0
 
@@ -66,8 +69,10 @@ class IdentityOutput:
     :param part_format: the encoding of their parts (the events', with the identity columns for Parquet).
     :param outputs: prepares and finishes their objects (manifest, stale parts, leftovers).
     :param project_timezone: the connection's ``project_timezone``, as the events read ``time``.
+    :param time_in_ms: the events are asked for with ``time_in_ms``: the mappings read ``time`` so too.
     """
 
     part_format: PartFormat
     outputs: WindowOutputs
     project_timezone: str | None
+    time_in_ms: bool = False

@@ -154,7 +154,8 @@ class ExportRun:
         if self.identity is None or claim is None:
             return None
         writer = self._start_writer(claim, first_part, self.identity.part_format, self.identity.outputs)
-        return IdentityParts(writer, project_timezone=self.identity.project_timezone)
+        identity = self.identity
+        return IdentityParts(writer, project_timezone=identity.project_timezone, time_in_ms=identity.time_in_ms)
 
     def _forget(self, writer: BackgroundPartWriter) -> None:
         with self._lock:

@@ -88,6 +88,20 @@ def test_a_project_whose_visitors_never_identify_has_no_mappings(mixpanel, s3_de
     assert result["identity"]["records"] == 0 and result["records"] == 300
 
 
+@pytest.mark.parametrize("raw", [False, True])
+def test_millisecond_times_give_the_same_mappings(mixpanel, s3_destination, raw):
+    clock = SimClock.manual(midnight(START + timedelta(days=3)) + RUN_AT)
+    mixpanel(events_per_day=300, identity=IdentityMerge(start=START), clock=clock)
+    day = START + timedelta(days=3)
+    seconds = run(s3_destination, day, raw=raw, identity="s/{window}/part-{part}.jsonl.gz")
+    millis = run(s3_destination, day, raw=raw, time_in_ms=True, name="ms/{window}/part-{part}.jsonl.gz")
+    objects = s3_destination.objects()
+    mappings = jsonl(objects[f"id/{day}/part-00000.jsonl.gz"])
+    assert mappings, "the simulation identifies visitors every day"
+    assert mappings == jsonl(objects[f"s/{day}/part-00000.jsonl.gz"]), "time_in_ms changed the mappings"
+    assert millis["records"] == seconds["records"] and millis["identity"]["records"] == len(mappings)
+
+
 def test_parquet_mappings_have_the_identity_columns(mixpanel, destination, tmp_path):
     clock = SimClock.manual(midnight(START + timedelta(days=9)) + RUN_AT)
     mixpanel(events_per_day=600, identity=IdentityMerge(start=START), clock=clock)
