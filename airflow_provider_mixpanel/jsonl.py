@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import json
 import re
+import sys
 from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -146,11 +147,20 @@ def loads_object(line: bytes) -> dict[str, Any]:
         value = loads_value(line)
     except ValueError as err:
         raise MixpanelMalformedRecordError(f"Line is not valid JSON ({err}): {preview(line)}") from None
+    except RecursionError:  # msgspec and the standard library both stop at Python's recursion limit
+        raise too_deep(line) from None
     if not isinstance(value, dict):
         raise MixpanelMalformedRecordError(
             f"Line is JSON but not an object (got {type(value).__name__}): {preview(line)}"
         )
     return value
+
+
+def too_deep(line: bytes) -> MixpanelMalformedRecordError:
+    """The error of a line nested deeper than the parsers go (Python's recursion limit)."""
+    return MixpanelMalformedRecordError(
+        f"Line is nested deeper than {sys.getrecursionlimit()} levels, more than can be read: {preview(line)}"
+    )
 
 
 def lenient_members(text: str, start: int = 0) -> list[tuple[str, str, int]]:
@@ -212,7 +222,7 @@ def check_object(line: bytes) -> None:
     """
     try:
         _object_checker.decode(line)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         loads_object(line)  # the precise error, or the rare line only the standard library reads
         return
     # msgspec checks the UTF-8 of what it builds (the names), not of the values it skips.
@@ -242,7 +252,7 @@ def all_objects(lines: list[bytes]) -> bool:
         # costs more, a non-ASCII character late in the text widening all of it again.
         collections.deque(map(_object_checker.decode, lines), 0)
         collections.deque(map(bytes.decode, lines), 0)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return False
     return True
 
@@ -270,10 +280,12 @@ def convert_lines(
         for number, line in enumerate(lines, 1):
             try:
                 record = convert(line)
-            except MixpanelMalformedRecordError as err:
+            except (MixpanelMalformedRecordError, RecursionError) as caught:
+                # Each road's parser stops at the recursion limit in its own place: one error for all.
+                err = caught if isinstance(caught, MixpanelMalformedRecordError) else too_deep(_text(line))
                 err.locate(number, preview(line) if isinstance(line, bytes) else repr(line)[:_PREVIEW_CHARS])
                 if on_malformed is None:
-                    raise
+                    raise err from None
                 on_malformed(line, err)
                 continue
             if tally is not None:
@@ -283,6 +295,11 @@ def convert_lines(
         close = getattr(lines, "close", None)
         if close is not None:
             close()
+
+
+def _text(line: Any) -> bytes:
+    """A line as bytes for its error's preview (a parsed record shows as its repr)."""
+    return line if isinstance(line, bytes) else repr(line).encode()
 
 
 def _refuse_constant(name: str) -> Any:

@@ -176,3 +176,26 @@ def test_the_batch_raw_road_refuses_what_the_raw_check_refuses():
     assert (chunks.records, chunks.skipped_malformed) == (1, 1)
     with pytest.raises(MixpanelMalformedRecordError, match=r"^Line 2: "):
         b"".join(RawEventChunks(split_line_batches([b"\n".join(lines)])))
+
+
+# Deeper than Python's recursion limit, where every parser stops: a line, not a crash.
+TOO_DEEP = HEAD + b'"$insert_id":"i","a":' + b"[" * 5000 + b"]" * 5000 + b"}}"
+
+
+@pytest.mark.parametrize("raw", [False, True])
+@pytest.mark.parametrize("encode", [False, True])
+def test_a_line_nested_too_deeply_is_malformed_and_can_be_skipped(raw, encode):
+    lines = [TOO_DEEP, HEAD + b'"$insert_id":"j"}}']
+    convert = event_converter(raw=raw, encode=encode, time_in_ms=False, timezone=None)
+    with pytest.raises(MixpanelMalformedRecordError, match=r"^Line 1: Line is nested deeper than"):
+        list(RecordStream(iter(lines), convert))
+    stream = RecordStream(iter(lines), convert, skip_malformed=True)
+    assert len(list(stream)) == 1 and stream.skipped_malformed == 1
+
+
+def test_a_line_nested_too_deeply_is_malformed_in_raw_batches():
+    lines = [HEAD + b'"$insert_id":"j"}}', TOO_DEEP]
+    with pytest.raises(MixpanelMalformedRecordError, match=r"^Line 2: Line is nested deeper than"):
+        list(RawEventChunks(iter([list(lines)])))
+    stream = RawEventChunks(iter([list(lines)]), skip_malformed=True)
+    assert b"".join(stream) == lines[0] + b"\n" and stream.skipped_malformed == 1
