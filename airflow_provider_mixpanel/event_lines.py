@@ -298,8 +298,7 @@ def raw_line_checker(identity: IdentityMappings | None = None) -> Callable[[byte
     if identity is None:
 
         def passthrough(line: bytes) -> bytes:
-            check_object(line)
-            return line + b"\n"
+            return check_object(line) + b"\n"
 
         return passthrough
 
@@ -310,9 +309,9 @@ def raw_line_checker(identity: IdentityMappings | None = None) -> Callable[[byte
         try:
             properties = _identity_decoder.decode(line).properties
         except _UNREADABLE:  # properties not an object, or what only the standard library reads
-            check_object(line)
+            checked = check_object(line)
             identity.observe(line)
-            return line + b"\n"
+            return checked + b"\n"
         # msgspec checks the UTF-8 of what it builds, not of the values it skips: as check_object.
         if not line.isascii():
             require_utf8(line)

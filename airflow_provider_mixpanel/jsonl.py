@@ -213,10 +213,12 @@ def _skip_whitespace(text: str, index: int) -> int:
     return index
 
 
-def check_object(line: bytes) -> None:
+def check_object(line: bytes) -> bytes:
     """Check that a line is one well-formed JSON object in UTF-8, without building the object: for
     raw output, which writes the line's bytes as they came. Exactly the lines :func:`loads_object`
-    reads pass.
+    reads pass. Returns what raw output writes: the line itself, or, for the rare line with a
+    control character left raw inside a string (read, as JSON parsers are not), the line with
+    those escaped, so the output is valid JSON.
 
     :raises MixpanelMalformedRecordError: as :func:`loads_object` would.
     """
@@ -224,10 +226,11 @@ def check_object(line: bytes) -> None:
         _object_checker.decode(line)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         loads_object(line)  # the precise error, or the rare line only the standard library reads
-        return
+        return escape_controls(line.decode("utf-8")).encode("utf-8")
     # msgspec checks the UTF-8 of what it builds (the names), not of the values it skips.
     if not line.isascii():
         require_utf8(line)
+    return line
 
 
 def require_utf8(line: bytes) -> None:

@@ -142,7 +142,7 @@ class RawEventChunks(RecordStream):
             good: list[bytes] = []  # line by line: the lines before a bad one are written before it fails
             for line in lines:
                 try:
-                    check_object(line)
+                    written = check_object(line)
                 except MixpanelMalformedRecordError as err:
                     err.locate(self.records + self.skipped_malformed + 1, preview(line))
                     if not skip_malformed:
@@ -152,6 +152,6 @@ class RawEventChunks(RecordStream):
                     self.skip_malformed(line, err)
                     continue
                 self.records += 1
-                good.append(line + b"\n")
+                good.append(written + b"\n")
             if good:
                 yield b"".join(good)

@@ -100,8 +100,10 @@ def raw_roads() -> dict[str, Callable[[bytes], Any]]:
     """The raw check (its verdict, the line read back) and the raw dicts of ``stream_events``."""
 
     def checked(line: bytes) -> Any:
-        check_object(line)
-        return reference_raw(line)
+        written = check_object(line) + b"\n"
+        record = json.loads(written.decode("utf-8"), parse_constant=_refuse_constant)  # strictly: valid JSON
+        assert record == reference_raw(line), written
+        return record
 
     return {"raw check": _outcome(checked), "stream_events raw": _outcome(loads_object)}
 
