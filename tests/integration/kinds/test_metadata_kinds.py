@@ -117,6 +117,7 @@ def test_funnels_per_funnel_and_day_raw_and_normalized(mixpanel, caplog):
     normalized = list(hook.stream("funnels", from_date=MARCH_1, to_date=MARCH_2))
     assert normalized == funnel_days(server, MARCH_1, MARCH_2, raw=False)
     queries = server.requests_to("funnels")
+    assert {q.params["unit"] for q in queries} == {"day"}, "a result per day, asked for in so many words"
     assert [(q.params["funnel_id"], q.params["from_date"], q.params["to_date"]) for q in queries[:3]] == [
         (str(f), "2024-03-01", "2024-03-02") for f in (7500, 7501, 7502)
     ], "one request per funnel for the whole window"
