@@ -9,9 +9,11 @@ U+2029, U+0085 and 0x1C-0x1E, which JSON allows raw inside strings; Mixpanel exp
 and splitting there corrupts records. Splitting the *bytes* on ``\\n`` is safe: in UTF-8 the byte
 0x0A never occurs inside a multi-byte character, and JSON escapes a newline inside a string.
 
-The CLI and both operators write through :func:`dumps_line`, so a file from either agrees byte for
-byte. Output is compact UTF-8 JSON (non-ASCII written as is, not ``\\u``-escaped), one record per
-line; ``datetime`` values are written as ISO-8601 (``2020-10-13T17:48:31+00:00``).
+The CLI and both operators write the lines the roads make from each line's own bytes
+(:mod:`~airflow_provider_mixpanel.event_lines`, :mod:`~airflow_provider_mixpanel.profile_lines`),
+so a file from either agrees byte for byte; :func:`dumps_line` writes a record built in Python.
+Output is compact UTF-8 JSON (non-ASCII written as is, not ``\\u``-escaped), one record per line;
+``datetime`` values are written as ISO-8601 (``2020-10-13T17:48:31+00:00``).
 """
 
 from __future__ import annotations
@@ -107,13 +109,30 @@ def dumps_line(record: dict[str, Any]) -> bytes:
     A top-level ``datetime`` (the normalized ``event_time``) is written as ISO-8601 with
     ``+00:00``. A record holding a lone UTF-16 surrogate (which UTF-8 cannot carry) is written
     with ASCII escapes instead, losslessly.
+
+    :raises ValueError: the record holds a float that is not finite (``inf``, ``nan``: what
+        ``1e400`` reads as), which JSON cannot write; the roads keep such numbers as sent instead.
     """
     if isinstance(record.get("event_time"), datetime):
         record = {**record, "event_time": record["event_time"].isoformat()}
     try:
-        return _encoder.encode(record) + b"\n"
+        line = _encoder.encode(record) + b"\n"
     except (UnicodeEncodeError, TypeError, OverflowError, msgspec.EncodeError):
-        return (json.dumps(record, ensure_ascii=True, separators=(",", ":"), default=_default) + "\n").encode("ascii")
+        try:
+            text = json.dumps(record, ensure_ascii=True, separators=(",", ":"), default=_default, allow_nan=False)
+        except ValueError as err:
+            raise _not_finite(err) from None
+        return (text + "\n").encode("ascii")
+    if b"null" in line:  # msgspec writes inf and nan as null: a changed value, unless it was None
+        try:
+            json.dumps(record, default=str, allow_nan=False)
+        except ValueError as err:
+            raise _not_finite(err) from None
+    return line
+
+
+def _not_finite(err: ValueError) -> ValueError:
+    return ValueError(f"The record holds a number JSON cannot write ({err}); write the line's own text instead.")
 
 
 def _default(value: Any) -> Any:

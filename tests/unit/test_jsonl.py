@@ -137,3 +137,10 @@ def test_line_batches_are_the_lines_each_chunk_completes():
     chunks = [b"a\nb", b"c\n\nd\n", b"", b"e", b"f"]
     assert list(split_line_batches(chunks)) == [[b"a"], [b"bc", b"d"], [b"ef"]]
     assert [line for batch in split_line_batches(chunks) for line in batch] == list(split_lines(chunks))
+
+
+@pytest.mark.parametrize("number", [float("inf"), float("-inf"), float("nan")])
+def test_a_number_json_cannot_write_is_refused_not_changed(number):
+    with pytest.raises(ValueError, match="cannot write"):
+        dumps_line({"a": {"b": number}})
+    assert dumps_line({"a": None}) == b'{"a":null}\n'
