@@ -230,9 +230,10 @@ class IcebergTable:
 
     # ------------------------------------------------------------ commit
 
-    def commit(self, window: Window, parts: Sequence[WrittenPart]) -> int:
+    def commit(self, window: Window, parts: Sequence[WrittenPart]) -> int | None:
         """Replace the window's rows by the parts' rows in one transaction; the id of the snapshot
-        that holds the new window. A lost race is made again from the table as it then is."""
+        that holds the new window (``None``: an empty window of a table with no snapshot yet). A
+        lost race is made again from the table as it then is."""
         commit_id = uuid.uuid4().hex
         # A snapshot kind's window label is its run date, as in the XCom result and the manifest.
         summary = {
@@ -245,10 +246,12 @@ class IcebergTable:
         with self._commit_lock:
             return self._commit(window, files, summary, commit_id)
 
-    def _commit(self, window: Window, files: list[str], summary: dict[str, str], commit_id: str) -> int:
+    def _commit(self, window: Window, files: list[str], summary: dict[str, str], commit_id: str) -> int | None:
         started = time.monotonic()
         for attempt in range(1, MAX_COMMIT_ATTEMPTS + 1):
             table = self._load()
+            if not files and not self._holds_rows_of(table, window):
+                return self._nothing_to_commit(table, window)
             transaction = table.transaction()
             transaction.delete(window_filter(window), snapshot_properties=summary)
             if files:
@@ -269,6 +272,8 @@ class IcebergTable:
                 time.sleep(delay)
                 continue
             snapshot_id = self._snapshot_of(committed, commit_id)
+            if snapshot_id is None:  # the window's rows went between our look and the delete's plan
+                return self._nothing_to_commit(committed, window)
             log.info(
                 "Committed %s into Iceberg table %s: %d file(s), snapshot %d (%.2fs).",
                 window.label if self.dated else f"the {self.stream}",
@@ -281,11 +286,31 @@ class IcebergTable:
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
-    def _snapshot_of(table: Table, commit_id: str) -> int:
-        """The last snapshot this commit made (the append after the delete)."""
+    def _holds_rows_of(table: Table, window: Window) -> bool:
+        """Whether any data file of the table may hold rows of the window (planned from the
+        manifests' partitions and column bounds: no data file is read)."""
+        return any(True for _ in table.scan(row_filter=window_filter(window)).plan_files())
+
+    def _nothing_to_commit(self, table: Table, window: Window) -> int | None:
+        """An empty window of a table without rows in it: no snapshot is made (there is nothing to
+        change), and the window's snapshot is the table's current one, ``None`` when it has none."""
+        current = table.current_snapshot()
+        snapshot_id = current.snapshot_id if current is not None else None
+        log.info(
+            "No records for %s and none in Iceberg table %s: nothing to commit; the table stays at snapshot %s.",
+            window.label if self.dated else f"the {self.stream}",
+            self.table_name,
+            snapshot_id,
+        )
+        return snapshot_id
+
+    @staticmethod
+    def _snapshot_of(table: Table, commit_id: str) -> int | None:
+        """The last snapshot this commit made (the append after the delete); ``None`` when it made
+        none (pyiceberg commits no snapshot for a delete that matched nothing and no files added)."""
         ours = [s for s in table.metadata.snapshots if s.summary and s.summary.get(SUMMARY_COMMIT_ID) == commit_id]
-        if not ours:  # pragma: no cover - the commit returned the metadata it wrote
-            raise RuntimeError(f"Iceberg table has no snapshot of commit {commit_id} after committing it.")
+        if not ours:
+            return None
         return max(ours, key=lambda s: s.sequence_number or 0).snapshot_id
 
     # ------------------------------------------------------------ leftovers

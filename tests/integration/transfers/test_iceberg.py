@@ -263,3 +263,29 @@ def test_hour_windows_replace_their_hours(mixpanel, s3, iceberg):
     assert rows_per_day(table) == {DAYS[0]: server.final_day_count(DAYS[0])}
     assert max(insert_ids(table).values()) == 1
     assert DAYS[0] + timedelta(days=1) not in rows_per_day(table)
+
+
+def test_an_empty_window_of_a_table_without_its_rows_commits_nothing(mixpanel, s3, iceberg):
+    mixpanel(events_per_day=50)
+    client, bucket = s3
+    empty = {"from_date": str(DAYS[0]), "to_date": str(DAYS[0]), "events": ["NoSuchEvent"]}
+    first = operator(bucket, **empty).execute({"run_id": "new-table"})
+    assert first["windows"][0]["snapshot_id"] is None, "a table with no snapshot has none to name"
+    assert [m["snapshot_id"] for m in s3_manifests(client, bucket).values()] == [None]
+
+    operator(bucket, from_date=str(DAYS[1]), to_date=str(DAYS[1])).execute({"run_id": "other-day"})
+    current = iceberg.load_table(TABLE).current_snapshot().snapshot_id
+    again = operator(bucket, **empty).execute({"run_id": "retry"})
+    assert again["windows"][0]["snapshot_id"] == current, "the window's snapshot is the table's current one"
+
+
+def test_quiet_hours_commit_nothing_and_an_emptied_day_is_deleted(mixpanel, s3, iceberg):
+    server = mixpanel(events_per_day=5)
+    _, bucket = s3
+    operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0]), window_hours=1).execute({"run_id": "hours"})
+    assert rows_per_day(iceberg.load_table(TABLE)) == {DAYS[0]: server.final_day_count(DAYS[0])}
+    emptied = operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0]), events=["NoSuchEvent"])
+    result = emptied.execute({"run_id": "emptied"})
+    table = iceberg.load_table(TABLE)
+    assert rows_per_day(table) == {}, "a re-export with no records replaces the day's rows by none"
+    assert result["windows"][0]["snapshot_id"] == table.current_snapshot().snapshot_id
