@@ -30,14 +30,16 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from pyiceberg.exceptions import CommitFailedException, NamespaceAlreadyExistsError, ValidationException
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, GreaterThanOrEqual, LessThan
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
-from pyiceberg.transforms import DayTransform
+from pyiceberg.table import TableProperties
+from pyiceberg.table.snapshots import IsolationLevel
+from pyiceberg.transforms import DayTransform, MonthTransform, VoidTransform, YearTransform
 from pyiceberg.types import NestedField, StringType, TimestamptzType
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
@@ -79,6 +81,10 @@ TABLE_PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "50",
 }
+# The partition transforms of event_time that a day's parts fill whole: one value per part.
+DATE_TRANSFORMS = (DayTransform, MonthTransform, YearTransform)
+# The isolation properties of the window's delete (and of its overwrite, should one be needed).
+ISOLATION_PROPERTIES = (TableProperties.WRITE_DELETE_ISOLATION_LEVEL, TableProperties.WRITE_UPDATE_ISOLATION_LEVEL)
 # Snapshot summary properties that say which run and window a commit holds.
 SUMMARY_RUN_ID = "mixpanel.run-id"
 SUMMARY_WINDOW = "mixpanel.window"
@@ -126,9 +132,19 @@ def window_filter(window: Window) -> BooleanExpression:
     )
 
 
-def check_table_fits(table_name: str, schema: Schema, columns: Sequence[Column]) -> None:
-    """Raise :class:`MixpanelConfigError` naming the table and the column when an existing table
-    cannot take the parts: a column missing or of another type, or a required column the parts lack."""
+def check_table_fits(table_name: str, table: Table, columns: Sequence[Column], *, dated: bool) -> None:
+    """Raise :class:`MixpanelConfigError` naming the table, and the column, partition field or
+    property, when an existing table cannot take the parts (checked before any Mixpanel request,
+    so a table that would fail inside ``add_files`` costs no export)."""
+    check_columns_fit(table_name, table.schema(), columns)
+    check_partitions_fit(table_name, table.schema(), table.spec(), dated=dated)
+    check_isolation_fits(table_name, table.properties)
+
+
+def check_columns_fit(table_name: str, schema: Schema, columns: Sequence[Column]) -> None:
+    """Every column of the records, of the records' type, and no required column: the parts'
+    columns are all optional (Mixpanel may send ``null``), which ``add_files`` refuses for a
+    required column, and a required column the records lack has no value at all."""
     names = {column.name for column in columns}
     for column in columns:
         expected = ICEBERG_TYPES[column.kind]
@@ -146,10 +162,46 @@ def check_table_fits(table_name: str, schema: Schema, columns: Sequence[Column])
                 f"write {expected}: write into another table, or change the column's type."
             )
     for field in schema.fields:
-        if field.required and field.name not in names:
+        if field.required:
+            why = "the records may hold null in it" if field.name in names else "the records have no such column"
             raise MixpanelConfigError(
-                f"Iceberg table {table_name!r}: column {field.name!r} is required, but the records have no "
-                f"such column: make it optional, or write into another table."
+                f"Iceberg table {table_name!r}: column {field.name!r} is required, but {why}: make it optional "
+                "(ALTER TABLE ... ALTER COLUMN ... DROP NOT NULL), or write into another table."
+            )
+
+
+def check_partitions_fit(table_name: str, schema: Schema, spec: PartitionSpec, *, dated: bool) -> None:
+    """Partitions ``add_files`` can fill from the parts' statistics, whole files per window:
+    events by day, month or year of ``event_time`` (a part holds one day); a snapshot kind's
+    table unpartitioned (a part holds any values of every column)."""
+    for field in spec.fields:
+        if isinstance(field.transform, VoidTransform):  # a dropped partition field of a v1 table
+            continue
+        source = schema.find_column_name(field.source_id)
+        if dated and source == TIME_COLUMN and isinstance(field.transform, DATE_TRANSFORMS):
+            continue
+        wanted = (
+            f"partition by day, month or year of {TIME_COLUMN} only (a window is one UTC day or part of one)"
+            if dated
+            else "leave the table unpartitioned (each run replaces the whole table)"
+        )
+        raise MixpanelConfigError(
+            f"Iceberg table {table_name!r}: partition field {field.name!r} ({field.transform}({source})) cannot be "
+            f"filled from the parts: {wanted}; change the table's partitioning, or write into another table."
+        )
+
+
+def check_isolation_fits(table_name: str, properties: Mapping[str, str]) -> None:
+    """Serializable isolation for the window's delete: under ``snapshot`` isolation pyiceberg's own
+    commit retry reuses the delete it planned, so two tasks committing the same new window would
+    both add their rows."""
+    for name in ISOLATION_PROPERTIES:
+        level = properties.get(name, TableProperties.WRITE_ISOLATION_LEVEL_DEFAULT)
+        if level != IsolationLevel.SERIALIZABLE.value:
+            raise MixpanelConfigError(
+                f"Iceberg table {table_name!r} sets {name}={level!r}: a window committed by two tasks at once "
+                f"could land twice. Set it to 'serializable' (ALTER TABLE ... SET TBLPROPERTIES "
+                f"('{name}'='serializable')), or write into another table."
             )
 
 
@@ -223,7 +275,7 @@ class IcebergTable:
                 properties=TABLE_PROPERTIES,
             )
             log.info("Iceberg table %s is ready (created when missing).", self.table_name)
-        check_table_fits(self.table_name, self._load().schema(), self.columns)
+        check_table_fits(self.table_name, self._load(), self.columns, dated=self.dated)
 
     def _load(self) -> Table:
         return self.catalog.load_table(self.identifier)
@@ -368,6 +420,9 @@ class IcebergTable:
 __all__ = [
     "ICEBERG_TYPES",
     "IcebergTable",
+    "check_columns_fit",
+    "check_isolation_fits",
+    "check_partitions_fit",
     "check_table_fits",
     "iceberg_schema",
     "partition_spec",

@@ -289,3 +289,53 @@ def test_quiet_hours_commit_nothing_and_an_emptied_day_is_deleted(mixpanel, s3, 
     table = iceberg.load_table(TABLE)
     assert rows_per_day(table) == {}, "a re-export with no records replaces the day's rows by none"
     assert result["windows"][0]["snapshot_id"] == table.current_snapshot().snapshot_id
+
+
+def events_table(iceberg, *, required: bool = False, partitioned_by: str | None = None, **properties: str) -> None:
+    """An existing events table made outside the operator: its columns, partitioning and properties."""
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.transforms import HourTransform, IdentityTransform
+    from pyiceberg.types import NestedField, StringType, TimestamptzType
+
+    iceberg.create_namespace_if_not_exists("mixpanel")
+    schema = Schema(
+        NestedField(1, "event_name", StringType(), required=required),
+        NestedField(2, "event_time", TimestamptzType(), required=False),
+        NestedField(3, "distinct_id", StringType(), required=False),
+        NestedField(4, "insert_id", StringType(), required=False),
+        NestedField(5, "properties", StringType(), required=False),
+    )
+    specs = {
+        "identity(event_name)": PartitionSpec(PartitionField(1, 1000, IdentityTransform(), "event_name")),
+        "hour(event_time)": PartitionSpec(PartitionField(2, 1000, HourTransform(), "event_time_hour")),
+    }
+    spec = {"partition_spec": specs[partitioned_by]} if partitioned_by else {}
+    iceberg.create_table(TABLE, schema=schema, properties=properties, **spec)
+
+
+def test_a_table_with_snapshot_isolation_is_refused_before_any_request(mixpanel, s3, iceberg):
+    server = mixpanel(events_per_day=10)
+    _, bucket = s3
+    events_table(iceberg, **{"write.delete.isolation-level": "snapshot"})
+    with pytest.raises(MixpanelConfigError, match=r"'mixpanel\.events' sets write\.delete\.isolation-level='snapshot'"):
+        operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute({})
+    assert server.requests == [], "a Mixpanel request was sent before the table was checked"
+
+
+@pytest.mark.parametrize(
+    ("table", "refused"),
+    [
+        ({"required": True}, r"column 'event_name' is required, but the records may hold null"),
+        ({"partitioned_by": "identity(event_name)"}, r"partition field 'event_name' \(identity\(event_name\)\)"),
+        ({"partitioned_by": "hour(event_time)"}, r"partition field 'event_time_hour' \(hour\(event_time\)\)"),
+    ],
+    ids=["required-column", "identity-partition", "hour-partition"],
+)
+def test_a_table_add_files_cannot_fill_is_refused_before_any_request(mixpanel, s3, iceberg, table, refused):
+    server = mixpanel(events_per_day=10)
+    _, bucket = s3
+    events_table(iceberg, **table)
+    with pytest.raises(MixpanelConfigError, match=rf"'mixpanel\.events'.*{refused}"):
+        operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute({})
+    assert server.requests == [], "a Mixpanel request was sent before the table was checked"
