@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
+from airflow_provider_mixpanel.schemas import record_columns
 from airflow_provider_mixpanel.transfers.storage import PART_DIGITS, PART_PLACEHOLDER
 
 #: the column whose UTC day partitions an events table, and whose window a commit replaces
@@ -41,9 +42,18 @@ _TABLE_NAME = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)+\Z")
 ICEBERG_DEFAULT_CONN_ID = "iceberg_default"
 
 
-def check_iceberg_arguments(output_format: str, raw: bool, window_days: int | None, *, where: str = "") -> None:
-    """What an Iceberg table needs of the other arguments and of the installation, checked when the DAG is parsed."""
+def check_iceberg_arguments(
+    output_format: str, raw: bool, window_days: int | None, *, stream: str, dated: bool, where: str = ""
+) -> None:
+    """What an Iceberg table needs of the stream, the other arguments and the installation, checked
+    when the DAG is parsed."""
     check_iceberg_installed(where=where)
+    if dated and TIME_COLUMN not in {column.name for column in record_columns(stream, raw=False)}:
+        raise MixpanelConfigError(
+            f"{where}iceberg_table with stream={stream!r}: a dated kind's window is replaced by its rows' "
+            f"{TIME_COLUMN}, which {stream} records do not have. Write {stream} as files (without iceberg_table); "
+            "events and the snapshot kinds (profiles, cohorts, cohort_members, lexicon) go into tables."
+        )
     if output_format != "parquet":
         raise MixpanelConfigError(
             f"{where}iceberg_table needs output_format='parquet': the table's data files are the Parquet parts."

@@ -40,10 +40,10 @@ from pyiceberg.schema import Schema
 from pyiceberg.table import TableProperties
 from pyiceberg.table.snapshots import IsolationLevel
 from pyiceberg.transforms import DayTransform, MonthTransform, VoidTransform, YearTransform
-from pyiceberg.types import NestedField, StringType, TimestamptzType
+from pyiceberg.types import BooleanType, LongType, NestedField, StringType, TimestamptzType
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
-from airflow_provider_mixpanel.schemas import JSON, TEXT, TIMESTAMP, Column
+from airflow_provider_mixpanel.schemas import BOOLEAN, INTEGER, JSON, TEXT, TIMESTAMP, Column
 from airflow_provider_mixpanel.transfers.iceberg_names import (
     TIME_COLUMN,
     AttemptToken,
@@ -64,8 +64,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Iceberg types of the column kinds: Iceberg has no JSON type, so JSON text is a string (as in
-# BigQuery's Parquet loads); event_time is an instant in UTC, to the microsecond, as in the parts.
-ICEBERG_TYPES = {TEXT: StringType(), TIMESTAMP: TimestamptzType(), JSON: StringType()}
+# BigQuery's Parquet loads); event_time is an instant in UTC, to the microsecond; integers are
+# 64 bits and booleans booleans, as in the parts.
+ICEBERG_TYPES = {
+    TEXT: StringType(),
+    TIMESTAMP: TimestamptzType(),
+    JSON: StringType(),
+    INTEGER: LongType(),
+    BOOLEAN: BooleanType(),
+}
 # Iceberg reserves partition field ids from 1000 (the spec's PARTITION_DATA_ID_START).
 FIRST_PARTITION_FIELD_ID = 1000
 # A lost race is made again this many times: each retry follows a commit of another writer, so

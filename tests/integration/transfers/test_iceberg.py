@@ -339,3 +339,23 @@ def test_a_table_add_files_cannot_fill_is_refused_before_any_request(mixpanel, s
     with pytest.raises(MixpanelConfigError, match=rf"'mixpanel\.events'.*{refused}"):
         operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute({})
     assert server.requests == [], "a Mixpanel request was sent before the table was checked"
+
+
+@pytest.mark.parametrize("stream", ["annotations", "funnels"])
+def test_a_dated_kind_without_event_time_is_refused_when_the_dag_is_parsed(stream):
+    with pytest.raises(MixpanelConfigError, match=rf"stream='{stream}'.*event_time"):
+        operator("b", stream=stream, iceberg_table=f"mp.{stream}")
+
+
+@pytest.mark.parametrize("stream", ["profiles", "cohorts", "cohort_members", "lexicon"])
+def test_each_snapshot_kind_fills_a_table_of_its_columns(mixpanel, s3, iceberg, stream):
+    from airflow_provider_mixpanel.schemas import record_columns
+
+    mixpanel(cohorts=2, cohort_size=5, profiles=20)
+    _, bucket = s3
+    kind = {"stream": stream, "s3_key": f"mixpanel/{stream}/part-{{part}}.parquet", "iceberg_table": f"mp.{stream}"}
+    for run in ("one", "two"):  # the second run replaces the first's rows
+        result = operator(bucket, **kind).execute({"run_id": run, "ds": "2024-03-02"})
+    rows = iceberg.load_table(f"mp.{stream}").scan().to_arrow()
+    assert rows.column_names == [column.name for column in record_columns(stream, raw=False)]
+    assert rows.num_rows == result["records"] > 0
