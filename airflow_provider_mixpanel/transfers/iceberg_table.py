@@ -267,14 +267,11 @@ class IcebergTable:
     def prepare(self) -> None:
         """Create the namespace and the table when missing, or check that the existing table fits.
         Called before any Mixpanel request."""
-        schema = iceberg_schema(self.columns)
-        namespace = self.identifier[:-1]
-        try:
-            self.catalog.create_namespace(namespace)
-            log.info("Created the Iceberg namespace %s.", ".".join(namespace))
-        except NamespaceAlreadyExistsError:
-            pass
+        # The namespace is touched only for a missing table: a catalog's credentials may read and
+        # write tables but not create namespaces (REST, Glue: ForbiddenError), and need not.
         if not self.catalog.table_exists(self.identifier):
+            schema = iceberg_schema(self.columns)
+            self._create_namespace()
             self.catalog.create_table_if_not_exists(
                 self.identifier,
                 schema=schema,
@@ -283,6 +280,14 @@ class IcebergTable:
             )
             log.info("Iceberg table %s is ready (created when missing).", self.table_name)
         check_table_fits(self.table_name, self._load(), self.columns, dated=self.dated)
+
+    def _create_namespace(self) -> None:
+        namespace = self.identifier[:-1]
+        try:
+            self.catalog.create_namespace(namespace)
+            log.info("Created the Iceberg namespace %s.", ".".join(namespace))
+        except NamespaceAlreadyExistsError:
+            pass
 
     def _load(self) -> Table:
         return self.catalog.load_table(self.identifier)

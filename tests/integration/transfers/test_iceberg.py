@@ -359,3 +359,20 @@ def test_each_snapshot_kind_fills_a_table_of_its_columns(mixpanel, s3, iceberg, 
     rows = iceberg.load_table(f"mp.{stream}").scan().to_arrow()
     assert rows.column_names == [column.name for column in record_columns(stream, raw=False)]
     assert rows.num_rows == result["records"] > 0
+
+
+def test_an_existing_table_needs_no_right_to_create_namespaces(mixpanel, s3, iceberg, monkeypatch):
+    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.exceptions import ForbiddenError
+
+    server = mixpanel(events_per_day=20)
+    _, bucket = s3
+    operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute({"run_id": "creates"})
+
+    def forbidden(self, namespace, properties=None):
+        raise ForbiddenError("these credentials may not create namespaces")
+
+    monkeypatch.setattr(SqlCatalog, "create_namespace", forbidden)
+    server.config.events_per_day = 30
+    operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute({"run_id": "writes"})
+    assert rows_per_day(iceberg.load_table(TABLE)) == {DAYS[0]: server.final_day_count(DAYS[0])}
