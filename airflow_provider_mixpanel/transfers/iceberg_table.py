@@ -403,7 +403,8 @@ class IcebergTable:
 
     def delete_unreferenced(self, store: ObjectStore, template: str, parts: Sequence[WrittenPart]) -> list[str]:
         """Delete the window's parts of other attempts that no snapshot references and that no
-        running attempt may still commit (a killed try's, or those of snapshots expired since);
+        running attempt may still commit (a killed try's, or written long ago: a killed run's, or
+        those of snapshots expired since);
         the URIs deleted."""
         pattern = self.sibling_pattern(template)
         written = {part.name for part in parts}
@@ -412,7 +413,8 @@ class IcebergTable:
             match = pattern.match(stored.name)
             if match is None or stored.name in written:
                 continue
-            if not self.attempt.may_still_commit(AttemptToken.parse(match.group("token"))):
+            written_at = stored.modified.timestamp() if stored.modified is not None else None
+            if not self.attempt.may_still_commit(AttemptToken.parse(match.group("token")), written_at):
                 candidates.append(stored.name)
         if not candidates:
             return []

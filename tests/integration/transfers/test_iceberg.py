@@ -376,3 +376,52 @@ def test_an_existing_table_needs_no_right_to_create_namespaces(mixpanel, s3, ice
     server.config.events_per_day = 30
     operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute({"run_id": "writes"})
     assert rows_per_day(iceberg.load_table(TABLE)) == {DAYS[0]: server.final_day_count(DAYS[0])}
+
+
+def test_a_long_backfill_keeps_its_uncommitted_parts_when_another_task_commits_the_window(
+    mixpanel, s3, iceberg, monkeypatch
+):
+    from airflow_provider_mixpanel.transfers import base, iceberg_names
+
+    server = mixpanel(events_per_day=200)
+    _, bucket = s3
+    iceberg.create_namespace_if_not_exists("mixpanel")
+    real_token = iceberg_names.new_attempt_token
+
+    def token(context):  # the backfill's attempt started 13 hours ago; its window's parts are new
+        started = real_token(context)
+        return started._replace(started=started.started - 13 * 60 * 60) if context["run_id"] == "backfill" else started
+
+    monkeypatch.setattr(base, "new_attempt_token", token)
+    backfill_written, daily_done = threading.Event(), threading.Event()
+    real_commit = IcebergTable.commit
+
+    def commit(self, window, parts):
+        if self.run_id == "backfill":  # the backfill's parts are written; the daily task runs now
+            backfill_written.set()
+            daily_done.wait(60)
+        return real_commit(self, window, parts)
+
+    monkeypatch.setattr(IcebergTable, "commit", commit)
+    errors: list[BaseException] = []
+
+    def backfill() -> None:
+        try:
+            operator(bucket, task_id="backfill", from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute(
+                {"run_id": "backfill"}
+            )
+        except BaseException as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=backfill)
+    thread.start()
+    assert backfill_written.wait(60)
+    daily = operator(bucket, task_id="daily", from_date=str(DAYS[0]), to_date=str(DAYS[0]))
+    result = daily.execute({"run_id": "daily"})
+    daily_done.set()
+    thread.join()
+    assert result["deleted_stale_files"] == [], "the backfill's just-written parts were deleted"
+    assert not errors, errors
+    table = iceberg.load_table(TABLE)
+    assert rows_per_day(table) == {DAYS[0]: server.final_day_count(DAYS[0])}
+    assert max(insert_ids(table).values()) == 1
