@@ -25,7 +25,8 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from airflow_provider_mixpanel.transfers.storage import (
     ObjectStore,
@@ -76,6 +77,7 @@ class _Object:
     data: bytes
     version: str
     content_type: str
+    modified: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class InMemoryObjectStore(ObjectStore):
@@ -177,7 +179,7 @@ class InMemoryObjectStore(ObjectStore):
         self._call("list", prefix)
         with self._lock:
             listed = [
-                StoredObject(name, len(o.data), hashlib.md5(o.data).hexdigest(), "etag")
+                StoredObject(name, len(o.data), hashlib.md5(o.data).hexdigest(), "etag", o.modified)
                 for name, o in sorted(self._objects.items())
                 if name.startswith(prefix)
             ]

@@ -320,7 +320,9 @@ class BaseMixpanelStreamOperator(BaseOperator):
         self.skip_malformed = check_flag(skip_malformed, "skip_malformed", where=prefix)
         self.write_manifest = check_flag(write_manifest, "write_manifest", where=prefix)
         if iceberg_table is not None:
-            check_iceberg_arguments(self.output_format, self.raw, self.window_days, where=prefix)
+            check_iceberg_arguments(
+                self.output_format, self.raw, self.window_days, stream=self.stream, dated=kind.dated, where=prefix
+            )
         self.iceberg_table = iceberg_table
         self.iceberg_conn_id = iceberg_conn_id
         self.mixpanel_conn_id = mixpanel_conn_id

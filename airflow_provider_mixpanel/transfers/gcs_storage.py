@@ -94,7 +94,7 @@ class GCSObjectStore(ObjectStore):
 
     def list_objects(self, prefix: str) -> Iterator[StoredObject]:
         for blob in self.client.list_blobs(self.bucket, prefix=prefix):
-            yield StoredObject(blob.name, blob.size, blob.crc32c, "crc32c")
+            yield StoredObject(blob.name, blob.size, blob.crc32c, "crc32c", blob.updated)
 
     # abort_incomplete_uploads: the base's no-op. An unfinalized resumable session never becomes
     # an object, holds no billed storage, and expires by itself after a week.

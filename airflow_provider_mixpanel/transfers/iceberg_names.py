@@ -7,8 +7,8 @@ and a killed attempt's parts stay apart until a later run finds no snapshot refe
 
 The token says who wrote the parts and when (:class:`AttemptToken`), so a run deletes another
 attempt's unreferenced parts only when that attempt cannot still commit them: an earlier try of
-the same task instance (Airflow runs one try at a time), or an attempt older than
-:data:`ORPHAN_MIN_AGE_SECONDS`. A concurrent task writing the same window keeps its parts.
+the same task instance (Airflow runs one try at a time), or a part written more than
+:data:`ORPHAN_MIN_AGE_SECONDS` ago. A concurrent task writing the same window keeps its parts.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
+from airflow_provider_mixpanel.schemas import record_columns
 from airflow_provider_mixpanel.transfers.storage import PART_DIGITS, PART_PLACEHOLDER
 
 #: the column whose UTC day partitions an events table, and whose window a commit replaces
@@ -30,8 +31,9 @@ TIME_COLUMN = "event_time"
 ATTEMPT_TOKEN_DIGITS = 16
 _IDENTITY_DIGITS = 6
 _TRY_MODULUS = 256
-#: another task's unreferenced parts are deleted once its attempt started this long ago: no export
-#: of one window runs that long before its commit, and a daily run finds a killed attempt's parts
+#: another task's unreferenced part is deleted once it was written this long ago: a part waits for
+#: its commit only while the rest of its window is exported (a backfill's earlier windows do not
+#: count), and a daily run still finds a killed attempt's parts
 ORPHAN_MIN_AGE_SECONDS = 12 * 60 * 60
 ICEBERG_EXTRA_HINT = 'install the iceberg extra: pip install "airflow-provider-mixpanel[iceberg]"'
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)+\Z")
@@ -41,9 +43,18 @@ _TABLE_NAME = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)+\Z")
 ICEBERG_DEFAULT_CONN_ID = "iceberg_default"
 
 
-def check_iceberg_arguments(output_format: str, raw: bool, window_days: int | None, *, where: str = "") -> None:
-    """What an Iceberg table needs of the other arguments and of the installation, checked when the DAG is parsed."""
+def check_iceberg_arguments(
+    output_format: str, raw: bool, window_days: int | None, *, stream: str, dated: bool, where: str = ""
+) -> None:
+    """What an Iceberg table needs of the stream, the other arguments and the installation, checked
+    when the DAG is parsed."""
     check_iceberg_installed(where=where)
+    if dated and TIME_COLUMN not in {column.name for column in record_columns(stream, raw=False)}:
+        raise MixpanelConfigError(
+            f"{where}iceberg_table with stream={stream!r}: a dated kind's window is replaced by its rows' "
+            f"{TIME_COLUMN}, which {stream} records do not have. Write {stream} as files (without iceberg_table); "
+            "events and the snapshot kinds (profiles, cohorts, cohort_members, lexicon) go into tables."
+        )
     if output_format != "parquet":
         raise MixpanelConfigError(
             f"{where}iceberg_table needs output_format='parquet': the table's data files are the Parquet parts."
@@ -100,12 +111,17 @@ class AttemptToken(NamedTuple):
     def parse(cls, text: str) -> AttemptToken:
         return cls(int(text[:8], 16), text[8 : 8 + _IDENTITY_DIGITS], int(text[8 + _IDENTITY_DIGITS :], 16))
 
-    def may_still_commit(self, other: AttemptToken) -> bool:
-        """Whether ``other``'s attempt may still be running: not an earlier try of this task
-        instance, and younger than :data:`ORPHAN_MIN_AGE_SECONDS`."""
+    def may_still_commit(self, other: AttemptToken, written: float | None = None) -> bool:
+        """Whether ``other``'s attempt may still commit a part it wrote at ``written`` (epoch
+        seconds, as the store says; ``None``: unknown, then the attempt's start, which is earlier):
+        not an earlier try of this task instance, and the part younger than
+        :data:`ORPHAN_MIN_AGE_SECONDS` when this attempt started. Judged by the part, not by its
+        attempt's start: a long backfill's attempt is old, but the parts its window waits to
+        commit are not."""
         if other.identity == self.identity and other.try_number < self.try_number % _TRY_MODULUS:
             return False
-        return self.started - other.started < ORPHAN_MIN_AGE_SECONDS
+        written_at = other.started if written is None else written
+        return self.started - written_at < ORPHAN_MIN_AGE_SECONDS
 
 
 def new_attempt_token(context: Mapping[str, Any] | None) -> AttemptToken:

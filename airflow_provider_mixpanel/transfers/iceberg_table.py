@@ -30,18 +30,20 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from pyiceberg.exceptions import CommitFailedException, NamespaceAlreadyExistsError, ValidationException
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, GreaterThanOrEqual, LessThan
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
-from pyiceberg.transforms import DayTransform
-from pyiceberg.types import NestedField, StringType, TimestamptzType
+from pyiceberg.table import TableProperties
+from pyiceberg.table.snapshots import IsolationLevel
+from pyiceberg.transforms import DayTransform, MonthTransform, VoidTransform, YearTransform
+from pyiceberg.types import BooleanType, LongType, NestedField, StringType, TimestamptzType
 
 from airflow_provider_mixpanel.errors import MixpanelConfigError
-from airflow_provider_mixpanel.schemas import JSON, TEXT, TIMESTAMP, Column
+from airflow_provider_mixpanel.schemas import BOOLEAN, INTEGER, JSON, TEXT, TIMESTAMP, Column
 from airflow_provider_mixpanel.transfers.iceberg_names import (
     TIME_COLUMN,
     AttemptToken,
@@ -62,8 +64,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Iceberg types of the column kinds: Iceberg has no JSON type, so JSON text is a string (as in
-# BigQuery's Parquet loads); event_time is an instant in UTC, to the microsecond, as in the parts.
-ICEBERG_TYPES = {TEXT: StringType(), TIMESTAMP: TimestamptzType(), JSON: StringType()}
+# BigQuery's Parquet loads); event_time is an instant in UTC, to the microsecond; integers are
+# 64 bits and booleans booleans, as in the parts.
+ICEBERG_TYPES = {
+    TEXT: StringType(),
+    TIMESTAMP: TimestamptzType(),
+    JSON: StringType(),
+    INTEGER: LongType(),
+    BOOLEAN: BooleanType(),
+}
 # Iceberg reserves partition field ids from 1000 (the spec's PARTITION_DATA_ID_START).
 FIRST_PARTITION_FIELD_ID = 1000
 # A lost race is made again this many times: each retry follows a commit of another writer, so
@@ -79,6 +88,10 @@ TABLE_PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "50",
 }
+# The partition transforms of event_time that a day's parts fill whole: one value per part.
+DATE_TRANSFORMS = (DayTransform, MonthTransform, YearTransform)
+# The isolation properties of the window's delete (and of its overwrite, should one be needed).
+ISOLATION_PROPERTIES = (TableProperties.WRITE_DELETE_ISOLATION_LEVEL, TableProperties.WRITE_UPDATE_ISOLATION_LEVEL)
 # Snapshot summary properties that say which run and window a commit holds.
 SUMMARY_RUN_ID = "mixpanel.run-id"
 SUMMARY_WINDOW = "mixpanel.window"
@@ -126,9 +139,19 @@ def window_filter(window: Window) -> BooleanExpression:
     )
 
 
-def check_table_fits(table_name: str, schema: Schema, columns: Sequence[Column]) -> None:
-    """Raise :class:`MixpanelConfigError` naming the table and the column when an existing table
-    cannot take the parts: a column missing or of another type, or a required column the parts lack."""
+def check_table_fits(table_name: str, table: Table, columns: Sequence[Column], *, dated: bool) -> None:
+    """Raise :class:`MixpanelConfigError` naming the table, and the column, partition field or
+    property, when an existing table cannot take the parts (checked before any Mixpanel request,
+    so a table that would fail inside ``add_files`` costs no export)."""
+    check_columns_fit(table_name, table.schema(), columns)
+    check_partitions_fit(table_name, table.schema(), table.spec(), dated=dated)
+    check_isolation_fits(table_name, table.properties)
+
+
+def check_columns_fit(table_name: str, schema: Schema, columns: Sequence[Column]) -> None:
+    """Every column of the records, of the records' type, and no required column: the parts'
+    columns are all optional (Mixpanel may send ``null``), which ``add_files`` refuses for a
+    required column, and a required column the records lack has no value at all."""
     names = {column.name for column in columns}
     for column in columns:
         expected = ICEBERG_TYPES[column.kind]
@@ -146,10 +169,46 @@ def check_table_fits(table_name: str, schema: Schema, columns: Sequence[Column])
                 f"write {expected}: write into another table, or change the column's type."
             )
     for field in schema.fields:
-        if field.required and field.name not in names:
+        if field.required:
+            why = "the records may hold null in it" if field.name in names else "the records have no such column"
             raise MixpanelConfigError(
-                f"Iceberg table {table_name!r}: column {field.name!r} is required, but the records have no "
-                f"such column: make it optional, or write into another table."
+                f"Iceberg table {table_name!r}: column {field.name!r} is required, but {why}: make it optional "
+                "(ALTER TABLE ... ALTER COLUMN ... DROP NOT NULL), or write into another table."
+            )
+
+
+def check_partitions_fit(table_name: str, schema: Schema, spec: PartitionSpec, *, dated: bool) -> None:
+    """Partitions ``add_files`` can fill from the parts' statistics, whole files per window:
+    events by day, month or year of ``event_time`` (a part holds one day); a snapshot kind's
+    table unpartitioned (a part holds any values of every column)."""
+    for field in spec.fields:
+        if isinstance(field.transform, VoidTransform):  # a dropped partition field of a v1 table
+            continue
+        source = schema.find_column_name(field.source_id)
+        if dated and source == TIME_COLUMN and isinstance(field.transform, DATE_TRANSFORMS):
+            continue
+        wanted = (
+            f"partition by day, month or year of {TIME_COLUMN} only (a window is one UTC day or part of one)"
+            if dated
+            else "leave the table unpartitioned (each run replaces the whole table)"
+        )
+        raise MixpanelConfigError(
+            f"Iceberg table {table_name!r}: partition field {field.name!r} ({field.transform}({source})) cannot be "
+            f"filled from the parts: {wanted}; change the table's partitioning, or write into another table."
+        )
+
+
+def check_isolation_fits(table_name: str, properties: Mapping[str, str]) -> None:
+    """Serializable isolation for the window's delete: under ``snapshot`` isolation pyiceberg's own
+    commit retry reuses the delete it planned, so two tasks committing the same new window would
+    both add their rows."""
+    for name in ISOLATION_PROPERTIES:
+        level = properties.get(name, TableProperties.WRITE_ISOLATION_LEVEL_DEFAULT)
+        if level != IsolationLevel.SERIALIZABLE.value:
+            raise MixpanelConfigError(
+                f"Iceberg table {table_name!r} sets {name}={level!r}: a window committed by two tasks at once "
+                f"could land twice. Set it to 'serializable' (ALTER TABLE ... SET TBLPROPERTIES "
+                f"('{name}'='serializable')), or write into another table."
             )
 
 
@@ -208,14 +267,11 @@ class IcebergTable:
     def prepare(self) -> None:
         """Create the namespace and the table when missing, or check that the existing table fits.
         Called before any Mixpanel request."""
-        schema = iceberg_schema(self.columns)
-        namespace = self.identifier[:-1]
-        try:
-            self.catalog.create_namespace(namespace)
-            log.info("Created the Iceberg namespace %s.", ".".join(namespace))
-        except NamespaceAlreadyExistsError:
-            pass
+        # The namespace is touched only for a missing table: a catalog's credentials may read and
+        # write tables but not create namespaces (REST, Glue: ForbiddenError), and need not.
         if not self.catalog.table_exists(self.identifier):
+            schema = iceberg_schema(self.columns)
+            self._create_namespace()
             self.catalog.create_table_if_not_exists(
                 self.identifier,
                 schema=schema,
@@ -223,16 +279,25 @@ class IcebergTable:
                 properties=TABLE_PROPERTIES,
             )
             log.info("Iceberg table %s is ready (created when missing).", self.table_name)
-        check_table_fits(self.table_name, self._load().schema(), self.columns)
+        check_table_fits(self.table_name, self._load(), self.columns, dated=self.dated)
+
+    def _create_namespace(self) -> None:
+        namespace = self.identifier[:-1]
+        try:
+            self.catalog.create_namespace(namespace)
+            log.info("Created the Iceberg namespace %s.", ".".join(namespace))
+        except NamespaceAlreadyExistsError:
+            pass
 
     def _load(self) -> Table:
         return self.catalog.load_table(self.identifier)
 
     # ------------------------------------------------------------ commit
 
-    def commit(self, window: Window, parts: Sequence[WrittenPart]) -> int:
+    def commit(self, window: Window, parts: Sequence[WrittenPart]) -> int | None:
         """Replace the window's rows by the parts' rows in one transaction; the id of the snapshot
-        that holds the new window. A lost race is made again from the table as it then is."""
+        that holds the new window (``None``: an empty window of a table with no snapshot yet). A
+        lost race is made again from the table as it then is."""
         commit_id = uuid.uuid4().hex
         # A snapshot kind's window label is its run date, as in the XCom result and the manifest.
         summary = {
@@ -245,10 +310,12 @@ class IcebergTable:
         with self._commit_lock:
             return self._commit(window, files, summary, commit_id)
 
-    def _commit(self, window: Window, files: list[str], summary: dict[str, str], commit_id: str) -> int:
+    def _commit(self, window: Window, files: list[str], summary: dict[str, str], commit_id: str) -> int | None:
         started = time.monotonic()
         for attempt in range(1, MAX_COMMIT_ATTEMPTS + 1):
             table = self._load()
+            if not files and not self._holds_rows_of(table, window):
+                return self._nothing_to_commit(table, window)
             transaction = table.transaction()
             transaction.delete(window_filter(window), snapshot_properties=summary)
             if files:
@@ -269,6 +336,8 @@ class IcebergTable:
                 time.sleep(delay)
                 continue
             snapshot_id = self._snapshot_of(committed, commit_id)
+            if snapshot_id is None:  # the window's rows went between our look and the delete's plan
+                return self._nothing_to_commit(committed, window)
             log.info(
                 "Committed %s into Iceberg table %s: %d file(s), snapshot %d (%.2fs).",
                 window.label if self.dated else f"the {self.stream}",
@@ -281,11 +350,31 @@ class IcebergTable:
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
-    def _snapshot_of(table: Table, commit_id: str) -> int:
-        """The last snapshot this commit made (the append after the delete)."""
+    def _holds_rows_of(table: Table, window: Window) -> bool:
+        """Whether any data file of the table may hold rows of the window (planned from the
+        manifests' partitions and column bounds: no data file is read)."""
+        return any(True for _ in table.scan(row_filter=window_filter(window)).plan_files())
+
+    def _nothing_to_commit(self, table: Table, window: Window) -> int | None:
+        """An empty window of a table without rows in it: no snapshot is made (there is nothing to
+        change), and the window's snapshot is the table's current one, ``None`` when it has none."""
+        current = table.current_snapshot()
+        snapshot_id = current.snapshot_id if current is not None else None
+        log.info(
+            "No records for %s and none in Iceberg table %s: nothing to commit; the table stays at snapshot %s.",
+            window.label if self.dated else f"the {self.stream}",
+            self.table_name,
+            snapshot_id,
+        )
+        return snapshot_id
+
+    @staticmethod
+    def _snapshot_of(table: Table, commit_id: str) -> int | None:
+        """The last snapshot this commit made (the append after the delete); ``None`` when it made
+        none (pyiceberg commits no snapshot for a delete that matched nothing and no files added)."""
         ours = [s for s in table.metadata.snapshots if s.summary and s.summary.get(SUMMARY_COMMIT_ID) == commit_id]
-        if not ours:  # pragma: no cover - the commit returned the metadata it wrote
-            raise RuntimeError(f"Iceberg table has no snapshot of commit {commit_id} after committing it.")
+        if not ours:
+            return None
         return max(ours, key=lambda s: s.sequence_number or 0).snapshot_id
 
     # ------------------------------------------------------------ leftovers
@@ -314,7 +403,8 @@ class IcebergTable:
 
     def delete_unreferenced(self, store: ObjectStore, template: str, parts: Sequence[WrittenPart]) -> list[str]:
         """Delete the window's parts of other attempts that no snapshot references and that no
-        running attempt may still commit (a killed try's, or those of snapshots expired since);
+        running attempt may still commit (a killed try's, or written long ago: a killed run's, or
+        those of snapshots expired since);
         the URIs deleted."""
         pattern = self.sibling_pattern(template)
         written = {part.name for part in parts}
@@ -323,7 +413,8 @@ class IcebergTable:
             match = pattern.match(stored.name)
             if match is None or stored.name in written:
                 continue
-            if not self.attempt.may_still_commit(AttemptToken.parse(match.group("token"))):
+            written_at = stored.modified.timestamp() if stored.modified is not None else None
+            if not self.attempt.may_still_commit(AttemptToken.parse(match.group("token")), written_at):
                 candidates.append(stored.name)
         if not candidates:
             return []
@@ -343,6 +434,9 @@ class IcebergTable:
 __all__ = [
     "ICEBERG_TYPES",
     "IcebergTable",
+    "check_columns_fit",
+    "check_isolation_fits",
+    "check_partitions_fit",
     "check_table_fits",
     "iceberg_schema",
     "partition_spec",

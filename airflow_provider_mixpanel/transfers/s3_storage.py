@@ -178,7 +178,8 @@ class S3ObjectStore(ObjectStore):
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, **self.bucket_args):
             for item in page.get("Contents", []):
                 etag = item.get("ETag")
-                yield StoredObject(item["Key"], item["Size"], etag.strip('"') if etag else None, "etag")
+                checksum = etag.strip('"') if etag else None
+                yield StoredObject(item["Key"], item["Size"], checksum, "etag", item.get("LastModified"))
 
     def abort_incomplete_uploads(self, prefix: str, pattern: re.Pattern[str]) -> list[str]:
         """Abort the multipart uploads a killed attempt left open under these names (S3 keeps and

@@ -19,6 +19,7 @@ import posixpath
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from datetime import datetime
 from typing import NamedTuple
 
 PART_PLACEHOLDER = "{part}"
@@ -63,6 +64,8 @@ class StoredObject(NamedTuple):
     checksum: str | None
     #: ``"etag"`` or ``"crc32c"``
     checksum_type: str
+    #: when the object was written, as the store reports it (``None``: the store does not say)
+    modified: datetime | None = None
 
 
 class ObjectUpload(ABC):

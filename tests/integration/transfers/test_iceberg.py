@@ -263,3 +263,165 @@ def test_hour_windows_replace_their_hours(mixpanel, s3, iceberg):
     assert rows_per_day(table) == {DAYS[0]: server.final_day_count(DAYS[0])}
     assert max(insert_ids(table).values()) == 1
     assert DAYS[0] + timedelta(days=1) not in rows_per_day(table)
+
+
+def test_an_empty_window_of_a_table_without_its_rows_commits_nothing(mixpanel, s3, iceberg):
+    mixpanel(events_per_day=50)
+    client, bucket = s3
+    empty = {"from_date": str(DAYS[0]), "to_date": str(DAYS[0]), "events": ["NoSuchEvent"]}
+    first = operator(bucket, **empty).execute({"run_id": "new-table"})
+    assert first["windows"][0]["snapshot_id"] is None, "a table with no snapshot has none to name"
+    assert [m["snapshot_id"] for m in s3_manifests(client, bucket).values()] == [None]
+
+    operator(bucket, from_date=str(DAYS[1]), to_date=str(DAYS[1])).execute({"run_id": "other-day"})
+    current = iceberg.load_table(TABLE).current_snapshot().snapshot_id
+    again = operator(bucket, **empty).execute({"run_id": "retry"})
+    assert again["windows"][0]["snapshot_id"] == current, "the window's snapshot is the table's current one"
+
+
+def test_quiet_hours_commit_nothing_and_an_emptied_day_is_deleted(mixpanel, s3, iceberg):
+    server = mixpanel(events_per_day=5)
+    _, bucket = s3
+    operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0]), window_hours=1).execute({"run_id": "hours"})
+    assert rows_per_day(iceberg.load_table(TABLE)) == {DAYS[0]: server.final_day_count(DAYS[0])}
+    emptied = operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0]), events=["NoSuchEvent"])
+    result = emptied.execute({"run_id": "emptied"})
+    table = iceberg.load_table(TABLE)
+    assert rows_per_day(table) == {}, "a re-export with no records replaces the day's rows by none"
+    assert result["windows"][0]["snapshot_id"] == table.current_snapshot().snapshot_id
+
+
+def events_table(iceberg, *, required: bool = False, partitioned_by: str | None = None, **properties: str) -> None:
+    """An existing events table made outside the operator: its columns, partitioning and properties."""
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.transforms import HourTransform, IdentityTransform
+    from pyiceberg.types import NestedField, StringType, TimestamptzType
+
+    iceberg.create_namespace_if_not_exists("mixpanel")
+    schema = Schema(
+        NestedField(1, "event_name", StringType(), required=required),
+        NestedField(2, "event_time", TimestamptzType(), required=False),
+        NestedField(3, "distinct_id", StringType(), required=False),
+        NestedField(4, "insert_id", StringType(), required=False),
+        NestedField(5, "properties", StringType(), required=False),
+    )
+    specs = {
+        "identity(event_name)": PartitionSpec(PartitionField(1, 1000, IdentityTransform(), "event_name")),
+        "hour(event_time)": PartitionSpec(PartitionField(2, 1000, HourTransform(), "event_time_hour")),
+    }
+    spec = {"partition_spec": specs[partitioned_by]} if partitioned_by else {}
+    iceberg.create_table(TABLE, schema=schema, properties=properties, **spec)
+
+
+def test_a_table_with_snapshot_isolation_is_refused_before_any_request(mixpanel, s3, iceberg):
+    server = mixpanel(events_per_day=10)
+    _, bucket = s3
+    events_table(iceberg, **{"write.delete.isolation-level": "snapshot"})
+    with pytest.raises(MixpanelConfigError, match=r"'mixpanel\.events' sets write\.delete\.isolation-level='snapshot'"):
+        operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute({})
+    assert server.requests == [], "a Mixpanel request was sent before the table was checked"
+
+
+@pytest.mark.parametrize(
+    ("table", "refused"),
+    [
+        ({"required": True}, r"column 'event_name' is required, but the records may hold null"),
+        ({"partitioned_by": "identity(event_name)"}, r"partition field 'event_name' \(identity\(event_name\)\)"),
+        ({"partitioned_by": "hour(event_time)"}, r"partition field 'event_time_hour' \(hour\(event_time\)\)"),
+    ],
+    ids=["required-column", "identity-partition", "hour-partition"],
+)
+def test_a_table_add_files_cannot_fill_is_refused_before_any_request(mixpanel, s3, iceberg, table, refused):
+    server = mixpanel(events_per_day=10)
+    _, bucket = s3
+    events_table(iceberg, **table)
+    with pytest.raises(MixpanelConfigError, match=rf"'mixpanel\.events'.*{refused}"):
+        operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute({})
+    assert server.requests == [], "a Mixpanel request was sent before the table was checked"
+
+
+@pytest.mark.parametrize("stream", ["annotations", "funnels"])
+def test_a_dated_kind_without_event_time_is_refused_when_the_dag_is_parsed(stream):
+    with pytest.raises(MixpanelConfigError, match=rf"stream='{stream}'.*event_time"):
+        operator("b", stream=stream, iceberg_table=f"mp.{stream}")
+
+
+@pytest.mark.parametrize("stream", ["profiles", "cohorts", "cohort_members", "lexicon"])
+def test_each_snapshot_kind_fills_a_table_of_its_columns(mixpanel, s3, iceberg, stream):
+    from airflow_provider_mixpanel.schemas import record_columns
+
+    mixpanel(cohorts=2, cohort_size=5, profiles=20)
+    _, bucket = s3
+    kind = {"stream": stream, "s3_key": f"mixpanel/{stream}/part-{{part}}.parquet", "iceberg_table": f"mp.{stream}"}
+    for run in ("one", "two"):  # the second run replaces the first's rows
+        result = operator(bucket, **kind).execute({"run_id": run, "ds": "2024-03-02"})
+    rows = iceberg.load_table(f"mp.{stream}").scan().to_arrow()
+    assert rows.column_names == [column.name for column in record_columns(stream, raw=False)]
+    assert rows.num_rows == result["records"] > 0
+
+
+def test_an_existing_table_needs_no_right_to_create_namespaces(mixpanel, s3, iceberg, monkeypatch):
+    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.exceptions import ForbiddenError
+
+    server = mixpanel(events_per_day=20)
+    _, bucket = s3
+    operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute({"run_id": "creates"})
+
+    def forbidden(self, namespace, properties=None):
+        raise ForbiddenError("these credentials may not create namespaces")
+
+    monkeypatch.setattr(SqlCatalog, "create_namespace", forbidden)
+    server.config.events_per_day = 30
+    operator(bucket, from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute({"run_id": "writes"})
+    assert rows_per_day(iceberg.load_table(TABLE)) == {DAYS[0]: server.final_day_count(DAYS[0])}
+
+
+def test_a_long_backfill_keeps_its_uncommitted_parts_when_another_task_commits_the_window(
+    mixpanel, s3, iceberg, monkeypatch
+):
+    from airflow_provider_mixpanel.transfers import base, iceberg_names
+
+    server = mixpanel(events_per_day=200)
+    _, bucket = s3
+    iceberg.create_namespace_if_not_exists("mixpanel")
+    real_token = iceberg_names.new_attempt_token
+
+    def token(context):  # the backfill's attempt started 13 hours ago; its window's parts are new
+        started = real_token(context)
+        return started._replace(started=started.started - 13 * 60 * 60) if context["run_id"] == "backfill" else started
+
+    monkeypatch.setattr(base, "new_attempt_token", token)
+    backfill_written, daily_done = threading.Event(), threading.Event()
+    real_commit = IcebergTable.commit
+
+    def commit(self, window, parts):
+        if self.run_id == "backfill":  # the backfill's parts are written; the daily task runs now
+            backfill_written.set()
+            daily_done.wait(60)
+        return real_commit(self, window, parts)
+
+    monkeypatch.setattr(IcebergTable, "commit", commit)
+    errors: list[BaseException] = []
+
+    def backfill() -> None:
+        try:
+            operator(bucket, task_id="backfill", from_date=str(DAYS[0]), to_date=str(DAYS[0])).execute(
+                {"run_id": "backfill"}
+            )
+        except BaseException as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=backfill)
+    thread.start()
+    assert backfill_written.wait(60)
+    daily = operator(bucket, task_id="daily", from_date=str(DAYS[0]), to_date=str(DAYS[0]))
+    result = daily.execute({"run_id": "daily"})
+    daily_done.set()
+    thread.join()
+    assert result["deleted_stale_files"] == [], "the backfill's just-written parts were deleted"
+    assert not errors, errors
+    table = iceberg.load_table(TABLE)
+    assert rows_per_day(table) == {DAYS[0]: server.final_day_count(DAYS[0])}
+    assert max(insert_ids(table).values()) == 1
