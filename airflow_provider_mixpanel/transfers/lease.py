@@ -40,9 +40,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from airflow_provider_mixpanel.transfers.storage import (
+    PART_PLACEHOLDER,
     PreconditionFailed,
     StorageConflictError,
-    output_prefix,
 )
 
 if TYPE_CHECKING:
@@ -194,13 +194,26 @@ class LeaseLostError(StorageConflictError):
 
 
 def lease_name(template: str, *, own_folder: bool) -> str:
-    """The lease object of the output named by ``template``: ``_lease.json`` in the folder of a
-    window that has one to itself (``own_folder``, as manifests need); else named after the
-    template's parts, e.g. ``ev/_lease.2024-03-01.json`` for ``ev/2024-03-01-{part}.jsonl``."""
-    folder, slash, stem = output_prefix(template).rpartition("/")
+    """The lease object of the output named by ``template`` (a window's, ``{window}`` filled in):
+    ``_lease.json`` in the folder of a window that has one to itself (``own_folder``, as manifests
+    need); else named after the template's parts, e.g. ``ev/_lease.2024-03-01.json`` for
+    ``ev/2024-03-01-{part}.jsonl``, and ``ev/_lease.part-2024-03-01.jsonl.json`` for
+    ``ev/part-{part}-2024-03-01.jsonl``: one lease per window, the same for every attempt."""
+    prefix, _, suffix = template.partition(PART_PLACEHOLDER)
+    folder, slash, stem = prefix.rpartition("/")
     stem = stem.rstrip("-_.")
+    if _may_name_a_window(suffix):
+        # The window may be after {part}: the prefix alone would give every window one lease.
+        stem = f"{stem}{suffix}".lstrip("-_.").replace("/", ".")
     filename = LEASE_FILENAME if own_folder or not stem else f"_lease.{stem}.json"
     return f"{folder}{slash}{filename}"
+
+
+def _may_name_a_window(suffix: str) -> bool:
+    """Whether the text after ``{part}`` may hold the window's label: every label holds a digit (a
+    date), an extension such as ``.jsonl.gz`` or ``.parquet`` rarely does, and then the lease keeps
+    the name it had before windows were looked for there."""
+    return any(character.isdigit() for character in suffix)
 
 
 def _iso(instant: float) -> str:

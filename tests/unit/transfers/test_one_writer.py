@@ -4,6 +4,7 @@ lease at all, over the in-memory store (whose conditional writes are atomic, as 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import threading
@@ -304,6 +305,10 @@ def test_two_tasks_racing_with_random_timing_leave_one_whole_window(seed):
         ("ev/2024-03-01-{part}.jsonl", False, "ev/_lease.2024-03-01.json"),
         ("ev/2024-03-01.jsonl.gz", False, "ev/_lease.2024-03-01.jsonl.gz.json"),
         ("{part}.jsonl", False, "_lease.json"),
+        # The window after {part}: each window its own lease.
+        ("ev/part-{part}-2024-03-01.jsonl", False, "ev/_lease.part-2024-03-01.jsonl.json"),
+        ("ev/{part}-2024-03-01.jsonl", False, "ev/_lease.2024-03-01.jsonl.json"),
+        ("ev/{part}.2024-03-01T06.jsonl.gz", False, "ev/_lease.2024-03-01T06.jsonl.gz.json"),
     ],
 )
 def test_lease_names(template, own_folder, name):
@@ -351,3 +356,53 @@ def test_a_window_taken_after_another_was_released_is_still_renewed(store):
         time.sleep(0.01)
     leases.close()
     assert store.version(second.name) != version, "the second window's lease was never renewed"
+
+
+WINDOW_AFTER_PART = "ev/part-{part}-{window}.jsonl"
+
+
+def window_parts(store: InMemoryObjectStore, label: str) -> list[dict]:
+    """The records of one window of :data:`WINDOW_AFTER_PART` (no manifest), in part order."""
+    names = sorted(name for name in store.objects if name.startswith("ev/part-") and name.endswith(f"-{label}.jsonl"))
+    return [json.loads(line) for name in names for line in store.objects[name].splitlines()]
+
+
+def test_windows_named_after_their_parts_each_take_a_lease_of_their_own(store):
+    # Window 1 holds its lease at a commit while window 2 is written: one lease for both would be
+    # taken over by the task itself, and the first window would abort.
+    reached, go_on = pause_at(store, "commit", r"part-00001-2024-03-01")
+    days = {window(date(2024, 3, d)): lines(100, tag=str(d)) for d in (1, 2)}
+    second_committing = threading.Event()
+    store.before("commit", lambda name: second_committing.set(), match=r"-2024-03-02")
+    task = Task(store, days, manifest=False, max_active=2, template=WINDOW_AFTER_PART).in_thread()
+    assert reached.wait(5)
+    assert second_committing.wait(5)  # window 2 has taken its lease and writes while window 1 is held
+    go_on.set()
+    task.join(5)
+    assert task.error is None, task.error
+    for day, data in days.items():
+        assert window_parts(store, day.label) == [json.loads(line) for line in data]
+
+
+def test_mapped_tasks_on_different_days_named_after_their_parts_do_not_collide(store):
+    reached, go_on = pause_at(store, "commit", r"part-00001-2024-03-01")
+    first = Task(
+        store,
+        {window(date(2024, 3, 1)): A},
+        writer=dataclasses.replace(writer(), map_index=0),
+        manifest=False,
+        template=WINDOW_AFTER_PART,
+    ).in_thread()
+    assert reached.wait(5)
+    Task(
+        store,
+        {window(date(2024, 3, 2)): B},
+        writer=dataclasses.replace(writer(), map_index=1, pid=200),
+        manifest=False,
+        template=WINDOW_AFTER_PART,
+    ).execute()
+    go_on.set()
+    first.join(5)
+    assert first.error is None, first.error
+    assert window_parts(store, "2024-03-01") == [json.loads(line) for line in A]
+    assert window_parts(store, "2024-03-02") == [json.loads(line) for line in B]
