@@ -198,9 +198,9 @@ def test_losing_the_lease_while_writing_aborts_the_run_naming_the_new_holder(sto
     thread = task.in_thread()
     assert reached.wait(5)
     found = store.read(LEASE)
-    store.put(
-        LEASE, found.data.replace(b'"scheduled__2024-03-02"', b'"manual__2024-03-05"'), "x", if_version=found.version
-    )
+    taken = json.loads(found.data)  # as a task taking it over writes it: its run, its own token
+    taken["writer"]["run_id"], taken["token"] = "manual__2024-03-05", "another task's token"
+    store.put(LEASE, json.dumps(taken).encode(), "x", if_version=found.version)
     deadline = time.monotonic() + 5
     while not task.run.aborted and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -406,3 +406,58 @@ def test_mapped_tasks_on_different_days_named_after_their_parts_do_not_collide(s
     assert first.error is None, first.error
     assert window_parts(store, "2024-03-01") == [json.loads(line) for line in A]
     assert window_parts(store, "2024-03-02") == [json.loads(line) for line in B]
+
+
+def resent_and_refused(store: InMemoryObjectStore) -> PreconditionFailed:
+    """What an SDK raises when a write of the lease landed, its reply was lost, and its resend was
+    refused by that very write."""
+    return PreconditionFailed(store.uri(LEASE), "was to replace an earlier version but changed")
+
+
+def test_a_lease_taken_whose_reply_was_lost_is_this_tasks(store):
+    store.fail("put", match="_lease", applied=True, error=resent_and_refused(store))
+    # Outside Airflow: no try to recognise, only the token tells our own write from another's.
+    leases = Leases(store, dataclasses.replace(writer(), run_id=None))
+    held = leases.acquire(LEASE)
+    assert held.version == store.version(LEASE)
+    assert json.loads(store.objects[LEASE])["token"] == held.token
+
+
+def test_a_renewal_whose_reply_was_lost_keeps_the_lease(store):
+    clock = Clock()
+    leases = Leases(store, writer(), clock=clock.time, monotonic=clock.monotonic)
+    held = leases.acquire(LEASE)
+    store.fail("put", match="_lease", applied=True, error=resent_and_refused(store))
+    clock.advance(LEASE_SECONDS / 2)
+    leases.renew(held)
+    assert held.version == store.version(LEASE)
+    clock.advance(LEASE_SECONDS / 2)
+    leases.check(held)  # the renewal counted: its deadline moved on
+    leases.renew(held)  # and the next one names the version that is there
+
+
+def test_a_release_whose_reply_was_lost_is_not_a_take_over(store, caplog):
+    leases = Leases(store, writer())
+    held = leases.acquire(LEASE)
+    store.fail("put", match="_lease", applied=True, error=resent_and_refused(store))
+    leases.release(held)
+    assert json.loads(store.objects[LEASE])["state"] == "released"
+    assert "taken over" not in caplog.text
+
+
+def test_a_renewal_refused_for_another_tasks_token_is_still_lost(store):
+    leases = Leases(store, writer())
+    held = leases.acquire(LEASE)
+    other = Leases(store, writer("manual__2024-03-05", pid=200), clock=lambda: time.time() + 2 * LEASE_SECONDS)
+    other.acquire(LEASE)  # took it over as expired
+    with pytest.raises(LeaseLostError, match="taken over by run 'manual__2024-03-05'"):
+        leases.renew(held)
+    other.close()
+
+
+def test_a_window_whose_final_renewal_lost_its_reply_completes(store):
+    # The first lease write takes it; the second is the window's end proving it still holds it.
+    store.fail("put", match="_lease", applied=True, error=resent_and_refused(store), after=1)
+    Task(store, {window(): A}).execute()
+    assert whole(store, A)
+    assert json.loads(store.objects[LEASE])["state"] == "released"
