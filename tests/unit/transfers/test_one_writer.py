@@ -461,3 +461,21 @@ def test_a_window_whose_final_renewal_lost_its_reply_completes(store):
     Task(store, {window(): A}).execute()
     assert whole(store, A)
     assert json.loads(store.objects[LEASE])["state"] == "released"
+
+
+@pytest.mark.parametrize("taken_over", ["expired", "by_a_later_try"])
+def test_a_zombie_restarting_after_a_take_over_never_deletes_the_new_writers_parts(store, taken_over):
+    clock = Clock()
+    reached, go_on = pause_at(store, "commit", "part-00002")  # past the zombie's lease check
+    zombie = Task(store, {window(): A}, writer=writer("scheduled__2024-03-02"), clock=clock).in_thread()
+    assert reached.wait(5)
+    if taken_over == "expired":
+        clock.advance(LEASE_SECONDS + 1)
+    Task(store, {window(): B}, writer=writer("scheduled__2024-03-02", try_number=2, pid=200), clock=clock).execute()
+    assert whole(store, B)
+    store.fail("commit", match="part-00002")  # the zombie's commit in flight fails: a transient failure
+    go_on.set()
+    zombie.join(5)
+    assert isinstance(zombie.error, LeaseLostError), zombie.error
+    assert store.operations("delete").count("ev/2024-03-01/part-00000.jsonl") == 1, "only the new writer's own"
+    assert whole(store, B)
