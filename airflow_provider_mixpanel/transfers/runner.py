@@ -323,12 +323,13 @@ class ExportRun:
         claim: Claim,
         identity_claim: Claim | None,
     ) -> None:
-        """Before a restart: delete every part the failed attempt committed (parts are created, never
-        overwritten, and the next try writes them anew), once its leases are proven still held: a
-        task whose window was taken over meanwhile must not delete the parts of the task that took it."""
-        names = [part.name for part in writer.committed]
+        """Before a restart: delete every part the failed attempt opened (parts are created, never
+        overwritten, and the next try writes them anew; a commit whose reply was lost landed all
+        the same), once its leases are proven still held: a task whose window was taken over
+        meanwhile must not delete the parts of the task that took it."""
+        names = writer.opened_names
         if identity is not None:
-            names += [part.name for part in identity.writer.committed]
+            names += identity.writer.opened_names
         if not names:
             return
         self.outputs.prove_held(claim)
