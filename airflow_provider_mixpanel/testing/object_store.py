@@ -7,7 +7,8 @@ window.
 visible before a commit, an upload neither committed nor aborted stays open (as a killed task's
 multipart upload does) until :meth:`~InMemoryObjectStore.abort_incomplete_uploads`, and conditional
 writes (``if_absent``, ``if_version``) are checked atomically. Every call can be made to fail
-(:meth:`~InMemoryObjectStore.fail`) or to run a function of the test first
+(:meth:`~InMemoryObjectStore.fail`), or to take effect and then fail as a call whose reply was lost
+does (``applied=True``: an SDK that resends it then finds its own write), or to run a function of the test first
 (:meth:`~InMemoryObjectStore.before`: pause a writer, let another one in, kill a task), at each of
 :data:`STORE_OPERATIONS`.
 
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 #: (a full part of an upload sent), ``commit``, ``abort`` (an upload, or a leftover one aborted),
 #: ``list``, ``delete``, ``read``, ``put`` (a small object written whole).
 STORE_OPERATIONS = ("create", "upload_part", "commit", "abort", "list", "delete", "read", "put")
+#: The calls a fault can let take effect before it raises (``applied``): those that change the store.
+APPLIED_OPERATIONS = ("create", "commit", "delete", "put")
 #: Bytes an upload gathers before it sends a part (S3 sends 5 MiB and more; tests want many parts).
 DEFAULT_PART_SIZE = 64 * 1024
 
@@ -52,7 +55,8 @@ DEFAULT_PART_SIZE = 64 * 1024
 @dataclass
 class StoreFault:
     """Makes the next ``times`` calls of ``operation`` whose object name matches ``match`` raise
-    ``error``, after letting ``after`` of them pass. ``hits`` counts the failures raised."""
+    ``error``, after letting ``after`` of them pass. With ``applied`` the call takes effect first
+    (its reply was lost). ``hits`` counts the failures raised."""
 
     operation: str
     error: BaseException
@@ -60,6 +64,7 @@ class StoreFault:
     times: int = 1
     after: int = 0
     hits: int = 0
+    applied: bool = False
 
     def applies(self, operation: str, name: str) -> bool:
         if operation != self.operation or self.hits >= self.times:
@@ -112,12 +117,18 @@ class InMemoryObjectStore(ObjectStore):
         error: BaseException | None = None,
         times: int = 1,
         after: int = 0,
+        applied: bool = False,
     ) -> StoreFault:
         """Make calls of ``operation`` fail (see :class:`StoreFault`); by default with a
-        ``ConnectionError``, a failure the operators take for transient."""
+        ``ConnectionError``, a failure the operators take for transient. With ``applied`` each
+        such call takes effect, then raises ``error``: a reply lost (``PreconditionFailed`` as
+        ``error``: the SDK resent the write and found its own)."""
         if operation not in STORE_OPERATIONS:
             raise ValueError(f"operation={operation!r}: use one of {', '.join(STORE_OPERATIONS)}.")
-        fault = StoreFault(operation, error or ConnectionError(f"injected {operation} failure"), match, times, after)
+        if applied and operation not in APPLIED_OPERATIONS:
+            raise ValueError(f"applied=True is for {', '.join(APPLIED_OPERATIONS)}: {operation} changes nothing.")
+        error = error or ConnectionError(f"injected {operation} failure")
+        fault = StoreFault(operation, error, match, times, after, applied=applied)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -155,10 +166,11 @@ class InMemoryObjectStore(ObjectStore):
     # ------------------------------------------------------------ the storage contract
 
     def open(self, name: str, content_type: str, *, if_absent: bool = False) -> ObjectUpload:
-        self._call("create", name)
+        lost_reply = self._call("create", name)
         with self._lock:
             upload = MemoryUpload(self, next(self._ids), name, content_type, if_absent=if_absent)
             self._uploads[upload.id] = upload
+        _raise_lost(lost_reply)
         return upload
 
     def read(self, name: str) -> VersionedObject | None:
@@ -170,10 +182,12 @@ class InMemoryObjectStore(ObjectStore):
     def put(
         self, name: str, data: bytes, content_type: str, *, if_absent: bool = False, if_version: str | None = None
     ) -> str:
-        self._call("put", name)
+        lost_reply = self._call("put", name)
         with self._lock:
             self._check(name, if_absent=if_absent, if_version=if_version)
-            return self._store(name, data, content_type)
+            version = self._store(name, data, content_type)
+        _raise_lost(lost_reply)
+        return version
 
     def list_objects(self, prefix: str) -> Iterator[StoredObject]:
         self._call("list", prefix)
@@ -187,9 +201,10 @@ class InMemoryObjectStore(ObjectStore):
 
     def delete(self, names: list[str]) -> None:
         for name in names:
-            self._call("delete", name)
+            lost_reply = self._call("delete", name)
             with self._lock:
                 self._objects.pop(name, None)
+            _raise_lost(lost_reply)
 
     def abort_incomplete_uploads(self, prefix: str, pattern: re.Pattern[str]) -> list[str]:
         with self._lock:
@@ -205,8 +220,9 @@ class InMemoryObjectStore(ObjectStore):
 
     # ------------------------------------------------------------ inside
 
-    def _call(self, operation: str, name: str) -> None:
-        """Record the call, run the test's hooks, raise an injected fault."""
+    def _call(self, operation: str, name: str) -> StoreFault | None:
+        """Record the call, run the test's hooks, raise an injected fault; return one to raise once
+        the call took effect (``applied``: its reply lost), for the calls that take effect."""
         with self._lock:
             self.calls.append((operation, name))
             hooks = [hook for op, match, hook in self._hooks if op == operation and _matches(match, name)]
@@ -216,8 +232,9 @@ class InMemoryObjectStore(ObjectStore):
             fault = next((f for f in self._faults if f.applies(operation, name)), None)
             if fault is not None:
                 fault.hits += 1
-        if fault is not None:
+        if fault is not None and not fault.applied:
             raise fault.error
+        return fault
 
     def _check(self, name: str, *, if_absent: bool, if_version: str | None) -> None:
         """Under the lock: the condition of a write, as S3 and GCS check it."""
@@ -245,6 +262,12 @@ class InMemoryObjectStore(ObjectStore):
         with self._lock:
             self._uploads.pop(upload.id, None)
             upload.discarded = True
+
+
+def _raise_lost(fault: StoreFault | None) -> None:
+    """After a call took effect: raise the error of its lost reply, if a test injected one."""
+    if fault is not None:
+        raise fault.error
 
 
 def _matches(match: str | None, name: str) -> bool:
@@ -276,11 +299,12 @@ class MemoryUpload(ObjectUpload):
 
     def commit(self) -> None:
         try:
-            self._store._call("commit", self.name)
+            lost_reply = self._store._call("commit", self.name)
             self._store._finish(self)
         except BaseException:
             self.abort()
             raise
+        _raise_lost(lost_reply)
 
     def abort(self) -> None:
         if self.discarded:

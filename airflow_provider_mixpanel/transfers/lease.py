@@ -40,9 +40,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from airflow_provider_mixpanel.transfers.storage import (
+    PART_PLACEHOLDER,
     PreconditionFailed,
     StorageConflictError,
-    output_prefix,
 )
 
 if TYPE_CHECKING:
@@ -194,13 +194,26 @@ class LeaseLostError(StorageConflictError):
 
 
 def lease_name(template: str, *, own_folder: bool) -> str:
-    """The lease object of the output named by ``template``: ``_lease.json`` in the folder of a
-    window that has one to itself (``own_folder``, as manifests need); else named after the
-    template's parts, e.g. ``ev/_lease.2024-03-01.json`` for ``ev/2024-03-01-{part}.jsonl``."""
-    folder, slash, stem = output_prefix(template).rpartition("/")
+    """The lease object of the output named by ``template`` (a window's, ``{window}`` filled in):
+    ``_lease.json`` in the folder of a window that has one to itself (``own_folder``, as manifests
+    need); else named after the template's parts, e.g. ``ev/_lease.2024-03-01.json`` for
+    ``ev/2024-03-01-{part}.jsonl``, and ``ev/_lease.part-2024-03-01.jsonl.json`` for
+    ``ev/part-{part}-2024-03-01.jsonl``: one lease per window, the same for every attempt."""
+    prefix, _, suffix = template.partition(PART_PLACEHOLDER)
+    folder, slash, stem = prefix.rpartition("/")
     stem = stem.rstrip("-_.")
+    if _may_name_a_window(suffix):
+        # The window may be after {part}: the prefix alone would give every window one lease.
+        stem = f"{stem}{suffix}".lstrip("-_.").replace("/", ".")
     filename = LEASE_FILENAME if own_folder or not stem else f"_lease.{stem}.json"
     return f"{folder}{slash}{filename}"
+
+
+def _may_name_a_window(suffix: str) -> bool:
+    """Whether the text after ``{part}`` may hold the window's label: every label holds a digit (a
+    date), an extension such as ``.jsonl.gz`` or ``.parquet`` rarely does, and then the lease keeps
+    the name it had before windows were looked for there."""
+    return any(character.isdigit() for character in suffix)
 
 
 def _iso(instant: float) -> str:
@@ -280,6 +293,9 @@ class Leases:
         if found is None:
             return None  # deleted meanwhile: create it
         record = _decode(found.data)
+        if record is not None and record["token"] == token:
+            # Our own write: it landed, its reply was lost, and the SDK's resend was refused.
+            return found.version
         holder = Writer(**record["writer"]) if record else None
         if record is not None and holder is not None and record["state"] != "released":
             expires = datetime.fromisoformat(record["expires_at"]).timestamp()
@@ -326,13 +342,35 @@ class Leases:
             if lease.released:
                 return
             sent = self.monotonic()
+            self._write_held(lease, "writing")
+            lease.deadline = self._deadline(sent)
+
+    def _write_held(self, lease: Lease, state: str) -> None:
+        """Write the lease held (conditional on its version; the caller holds ``lease.lock``).
+
+        A refused write is read back before it counts as lost: an SDK resends a write whose reply
+        was lost (botocore, google-cloud-storage), and the resend is refused by our own new
+        version; S3 also refuses a write that raced another (409, to be retried). Only another
+        task's token there means the lease is lost: raises :class:`LeaseLostError`."""
+        for _ in range(TAKE_OVER_TRIES):
             try:
                 lease.version = self.store.put(
-                    lease.name, self._encode("writing", lease.token), LEASE_CONTENT_TYPE, if_version=lease.version
+                    lease.name, self._encode(state, lease.token), LEASE_CONTENT_TYPE, if_version=lease.version
                 )
+                return
             except PreconditionFailed:
-                raise self._lost(lease) from None
-            lease.deadline = self._deadline(sent)
+                found = self.store.read(lease.name)
+            record = _decode(found.data) if found is not None else None
+            if found is None or record is None or record["token"] != lease.token:
+                raise self._lost(lease)
+            landed = found.version != lease.version and record["state"] == state
+            lease.version = found.version
+            if landed:
+                return
+        raise LeaseLostError(
+            f"The store kept refusing this task's writes of its lease {lease.uri}, though the lease is still "
+            "this task's: it stopped writing the window. Retry this task."
+        )
 
     def check(self, lease: Lease) -> None:
         """Before a commit: raise :class:`LeaseLostError` if the lease may have expired (it could
@@ -353,10 +391,8 @@ class Leases:
                 return
             lease.released = True
             try:
-                self.store.put(
-                    lease.name, self._encode("released", lease.token), LEASE_CONTENT_TYPE, if_version=lease.version
-                )
-            except PreconditionFailed:
+                self._write_held(lease, "released")
+            except LeaseLostError:
                 log.warning("%s was taken over by another task before this one released it.", lease.uri)
             except Exception as err:
                 log.warning(

@@ -154,6 +154,13 @@ class WindowOutputs:
         if claim.lease is not None:
             self.leases.check(claim.lease)
 
+    def prove_held(self, claim: Claim) -> None:
+        """Before deleting objects between :meth:`begin` and :meth:`end` (a failed attempt's parts):
+        renew the window's lease, a conditional write, so a task whose window was taken over
+        meanwhile raises :class:`~.lease.LeaseLostError` instead of deleting the new writer's parts."""
+        if claim.lease is not None:
+            self.leases.renew(claim.lease)
+
     def release(self, claim: Claim) -> None:
         """Hand the window's lease back (after :meth:`end`, or after a failure)."""
         if claim.lease is not None:

@@ -123,7 +123,10 @@ class PartWriter:
         self.store = store
         self.before_commit = before_commit
         self.name_template = name_template
+        self.first_part = first_part
         self.next_part = first_part
+        #: the number of the last part opened (``None`` before the first)
+        self.last_opened: int | None = None
         self.format = part_format
         self.progress = progress
         self.parts: list[WrittenPart] = []
@@ -136,6 +139,15 @@ class PartWriter:
     @property
     def stopped(self) -> bool:
         return self._stopped
+
+    @property
+    def opened_names(self) -> list[str]:
+        """The names of the numbered parts this writer opened, committed or not: a commit whose
+        reply was lost landed all the same. One fixed object (no ``{part}``) is replaced in place,
+        so only a committed one counts."""
+        if PART_PLACEHOLDER not in self.name_template or self.last_opened is None:
+            return [part.name for part in self.parts]
+        return [part_name(self.name_template, number) for number in range(self.first_part, self.last_opened + 1)]
 
     def write(self, data: bytes, records: int) -> None:
         """Append a batch of ``records`` JSONL lines."""
@@ -176,6 +188,7 @@ class PartWriter:
             raise AirflowTaskAborted(f"The upload of {self.store.uri(self.name_template)} was aborted.")
 
     def _open_part(self) -> None:
+        self.last_opened = self.next_part
         name = part_name(self.name_template, self.next_part)
         # Numbered parts are created, never overwritten (the window's old ones were deleted first);
         # one fixed object (no {part}) is replaced in place, under the window's lease.
@@ -246,6 +259,11 @@ class BackgroundPartWriter:
     def committed(self) -> list[WrittenPart]:
         """The parts committed so far."""
         return list(self._writer.parts)
+
+    @property
+    def opened_names(self) -> list[str]:
+        """The names of the parts opened so far (see :attr:`PartWriter.opened_names`)."""
+        return self._writer.opened_names
 
     def finish(self) -> list[WrittenPart]:
         """Wait until every batch is written, then commit the last part."""

@@ -300,11 +300,7 @@ class ExportRun:
                     raise AirflowTaskAborted(self._abort_reason) from err
                 if attempt >= self.max_stream_restarts or not self._is_transient(err):
                     raise
-                committed = [part.name for part in writer.committed]
-                if identity is not None:
-                    committed += [part.name for part in identity.writer.committed]
-                if committed:  # parts are created, never overwritten: the next try writes them anew
-                    self.store.delete(committed)
+                self._delete_attempt(writer, identity, claim, identity_claim)
                 attempt += 1
                 log.warning(
                     "Writing %s failed mid-stream (%s: %s); its upload was aborted. Streaming %s again from "
@@ -320,6 +316,27 @@ class ExportRun:
                 self._forget(writer)
                 if identity is not None:
                     self._forget(identity.writer)
+
+    def _delete_attempt(
+        self,
+        writer: BackgroundPartWriter,
+        identity: IdentityParts | None,
+        claim: Claim,
+        identity_claim: Claim | None,
+    ) -> None:
+        """Before a restart: delete every part the failed attempt opened (parts are created, never
+        overwritten, and the next try writes them anew; a commit whose reply was lost landed all
+        the same), once its leases are proven still held: a task whose window was taken over
+        meanwhile must not delete the parts of the task that took it."""
+        names = writer.opened_names
+        if identity is not None:
+            names += identity.writer.opened_names
+        if not names:
+            return
+        self.outputs.prove_held(claim)
+        if identity_claim is not None and self.identity is not None:
+            self.identity.outputs.prove_held(identity_claim)
+        self.store.delete(names)
 
     def _is_transient(self, err: BaseException) -> bool:
         if isinstance(err, MixpanelStreamInterruptedError | MixpanelServerError):

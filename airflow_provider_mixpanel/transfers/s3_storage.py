@@ -88,7 +88,8 @@ def check_extra_args(extra_args: Any, *, where: str = "") -> dict[str, Any]:
         return {}
     if not isinstance(extra_args, Mapping):
         raise MixpanelConfigError(
-            f"{where}s3_extra_args={extra_args!r}: give a dict of upload arguments, e.g. "
+            # Only the type: the value may hold an SSECustomerKey, which must not reach a log.
+            f"{where}s3_extra_args is a {type(extra_args).__name__}: give a dict of upload arguments, e.g. "
             "{'ServerSideEncryption': 'aws:kms'}."
         )
     refused = sorted(set(extra_args) & set(UNSTREAMABLE_ARGS))

@@ -86,6 +86,17 @@ def test_a_restart_deletes_the_parts_its_failed_attempt_committed(store):
     assert whole(store, LINES)
 
 
+def test_a_restart_after_a_commit_whose_reply_was_lost_deletes_that_part_too(store):
+    # The commit landed but the task never heard: the part is not among the committed ones, and
+    # the restart would find it when it creates that part anew.
+    store.fail("commit", match=r"part-00001", applied=True, error=ConnectionError("read timeout"))
+    task = Task(store, {window(): LINES})
+    task.execute()
+    assert len(task.opened) == 2, "the window must be streamed again from scratch"
+    assert "ev/2024-03-01/part-00001.jsonl" in store.operations("delete")
+    assert whole(store, LINES)
+
+
 def test_restarts_are_bounded_and_the_last_failure_is_raised(store):
     store.fail("commit", match=r"part-00001", times=5)
     task = Task(store, {window(): LINES}, max_restarts=2)

@@ -4,6 +4,7 @@ lease at all, over the in-memory store (whose conditional writes are atomic, as 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import threading
@@ -197,9 +198,9 @@ def test_losing_the_lease_while_writing_aborts_the_run_naming_the_new_holder(sto
     thread = task.in_thread()
     assert reached.wait(5)
     found = store.read(LEASE)
-    store.put(
-        LEASE, found.data.replace(b'"scheduled__2024-03-02"', b'"manual__2024-03-05"'), "x", if_version=found.version
-    )
+    taken = json.loads(found.data)  # as a task taking it over writes it: its run, its own token
+    taken["writer"]["run_id"], taken["token"] = "manual__2024-03-05", "another task's token"
+    store.put(LEASE, json.dumps(taken).encode(), "x", if_version=found.version)
     deadline = time.monotonic() + 5
     while not task.run.aborted and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -304,6 +305,10 @@ def test_two_tasks_racing_with_random_timing_leave_one_whole_window(seed):
         ("ev/2024-03-01-{part}.jsonl", False, "ev/_lease.2024-03-01.json"),
         ("ev/2024-03-01.jsonl.gz", False, "ev/_lease.2024-03-01.jsonl.gz.json"),
         ("{part}.jsonl", False, "_lease.json"),
+        # The window after {part}: each window its own lease.
+        ("ev/part-{part}-2024-03-01.jsonl", False, "ev/_lease.part-2024-03-01.jsonl.json"),
+        ("ev/{part}-2024-03-01.jsonl", False, "ev/_lease.2024-03-01.jsonl.json"),
+        ("ev/{part}.2024-03-01T06.jsonl.gz", False, "ev/_lease.2024-03-01T06.jsonl.gz.json"),
     ],
 )
 def test_lease_names(template, own_folder, name):
@@ -351,3 +356,126 @@ def test_a_window_taken_after_another_was_released_is_still_renewed(store):
         time.sleep(0.01)
     leases.close()
     assert store.version(second.name) != version, "the second window's lease was never renewed"
+
+
+WINDOW_AFTER_PART = "ev/part-{part}-{window}.jsonl"
+
+
+def window_parts(store: InMemoryObjectStore, label: str) -> list[dict]:
+    """The records of one window of :data:`WINDOW_AFTER_PART` (no manifest), in part order."""
+    names = sorted(name for name in store.objects if name.startswith("ev/part-") and name.endswith(f"-{label}.jsonl"))
+    return [json.loads(line) for name in names for line in store.objects[name].splitlines()]
+
+
+def test_windows_named_after_their_parts_each_take_a_lease_of_their_own(store):
+    # Window 1 holds its lease at a commit while window 2 is written: one lease for both would be
+    # taken over by the task itself, and the first window would abort.
+    reached, go_on = pause_at(store, "commit", r"part-00001-2024-03-01")
+    days = {window(date(2024, 3, d)): lines(100, tag=str(d)) for d in (1, 2)}
+    second_committing = threading.Event()
+    store.before("commit", lambda name: second_committing.set(), match=r"-2024-03-02")
+    task = Task(store, days, manifest=False, max_active=2, template=WINDOW_AFTER_PART).in_thread()
+    assert reached.wait(5)
+    assert second_committing.wait(5)  # window 2 has taken its lease and writes while window 1 is held
+    go_on.set()
+    task.join(5)
+    assert task.error is None, task.error
+    for day, data in days.items():
+        assert window_parts(store, day.label) == [json.loads(line) for line in data]
+
+
+def test_mapped_tasks_on_different_days_named_after_their_parts_do_not_collide(store):
+    reached, go_on = pause_at(store, "commit", r"part-00001-2024-03-01")
+    first = Task(
+        store,
+        {window(date(2024, 3, 1)): A},
+        writer=dataclasses.replace(writer(), map_index=0),
+        manifest=False,
+        template=WINDOW_AFTER_PART,
+    ).in_thread()
+    assert reached.wait(5)
+    Task(
+        store,
+        {window(date(2024, 3, 2)): B},
+        writer=dataclasses.replace(writer(), map_index=1, pid=200),
+        manifest=False,
+        template=WINDOW_AFTER_PART,
+    ).execute()
+    go_on.set()
+    first.join(5)
+    assert first.error is None, first.error
+    assert window_parts(store, "2024-03-01") == [json.loads(line) for line in A]
+    assert window_parts(store, "2024-03-02") == [json.loads(line) for line in B]
+
+
+def resent_and_refused(store: InMemoryObjectStore) -> PreconditionFailed:
+    """What an SDK raises when a write of the lease landed, its reply was lost, and its resend was
+    refused by that very write."""
+    return PreconditionFailed(store.uri(LEASE), "was to replace an earlier version but changed")
+
+
+def test_a_lease_taken_whose_reply_was_lost_is_this_tasks(store):
+    store.fail("put", match="_lease", applied=True, error=resent_and_refused(store))
+    # Outside Airflow: no try to recognise, only the token tells our own write from another's.
+    leases = Leases(store, dataclasses.replace(writer(), run_id=None))
+    held = leases.acquire(LEASE)
+    assert held.version == store.version(LEASE)
+    assert json.loads(store.objects[LEASE])["token"] == held.token
+
+
+def test_a_renewal_whose_reply_was_lost_keeps_the_lease(store):
+    clock = Clock()
+    leases = Leases(store, writer(), clock=clock.time, monotonic=clock.monotonic)
+    held = leases.acquire(LEASE)
+    store.fail("put", match="_lease", applied=True, error=resent_and_refused(store))
+    clock.advance(LEASE_SECONDS / 2)
+    leases.renew(held)
+    assert held.version == store.version(LEASE)
+    clock.advance(LEASE_SECONDS / 2)
+    leases.check(held)  # the renewal counted: its deadline moved on
+    leases.renew(held)  # and the next one names the version that is there
+
+
+def test_a_release_whose_reply_was_lost_is_not_a_take_over(store, caplog):
+    leases = Leases(store, writer())
+    held = leases.acquire(LEASE)
+    store.fail("put", match="_lease", applied=True, error=resent_and_refused(store))
+    leases.release(held)
+    assert json.loads(store.objects[LEASE])["state"] == "released"
+    assert "taken over" not in caplog.text
+
+
+def test_a_renewal_refused_for_another_tasks_token_is_still_lost(store):
+    leases = Leases(store, writer())
+    held = leases.acquire(LEASE)
+    other = Leases(store, writer("manual__2024-03-05", pid=200), clock=lambda: time.time() + 2 * LEASE_SECONDS)
+    other.acquire(LEASE)  # took it over as expired
+    with pytest.raises(LeaseLostError, match="taken over by run 'manual__2024-03-05'"):
+        leases.renew(held)
+    other.close()
+
+
+def test_a_window_whose_final_renewal_lost_its_reply_completes(store):
+    # The first lease write takes it; the second is the window's end proving it still holds it.
+    store.fail("put", match="_lease", applied=True, error=resent_and_refused(store), after=1)
+    Task(store, {window(): A}).execute()
+    assert whole(store, A)
+    assert json.loads(store.objects[LEASE])["state"] == "released"
+
+
+@pytest.mark.parametrize("taken_over", ["expired", "by_a_later_try"])
+def test_a_zombie_restarting_after_a_take_over_never_deletes_the_new_writers_parts(store, taken_over):
+    clock = Clock()
+    reached, go_on = pause_at(store, "commit", "part-00002")  # past the zombie's lease check
+    zombie = Task(store, {window(): A}, writer=writer("scheduled__2024-03-02"), clock=clock).in_thread()
+    assert reached.wait(5)
+    if taken_over == "expired":
+        clock.advance(LEASE_SECONDS + 1)
+    Task(store, {window(): B}, writer=writer("scheduled__2024-03-02", try_number=2, pid=200), clock=clock).execute()
+    assert whole(store, B)
+    store.fail("commit", match="part-00002")  # the zombie's commit in flight fails: a transient failure
+    go_on.set()
+    zombie.join(5)
+    assert isinstance(zombie.error, LeaseLostError), zombie.error
+    assert store.operations("delete").count("ev/2024-03-01/part-00000.jsonl") == 1, "only the new writer's own"
+    assert whole(store, B)

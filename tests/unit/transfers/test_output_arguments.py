@@ -59,3 +59,12 @@ def test_rendered_schema_object_name_is_checked_before_any_request(name, message
 def test_schema_object_name_is_templated():
     assert "schema_object_name" in MixpanelStreamToS3Operator.template_fields
     assert "schema_object_name" in MixpanelStreamToGCSOperator.template_fields
+
+
+def test_extra_args_not_a_dict_names_only_its_type():
+    # A list of pairs may hold an SSE-C key: the error (and so the task log) must not show it.
+    secret = "c2VjcmV0LWtleS0zMi1ieXRlcy1sb25nLXh4eHh4eHg="
+    with pytest.raises(MixpanelConfigError) as caught:
+        s3(s3_extra_args=[("SSECustomerKey", secret)])
+    assert secret not in str(caught.value)
+    assert "s3_extra_args is a list" in str(caught.value)
