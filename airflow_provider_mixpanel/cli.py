@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         "-o",
         metavar="FILE",
-        help="write to FILE instead of stdout; a regular file is replaced only once the export is complete "
-        "(a failed export leaves it as it was), a device or FIFO is written in place",
+        help="write to FILE instead of stdout; a regular file (also behind a symlink) is replaced only once the "
+        "export is complete (a failed export leaves it as it was), a device or FIFO is written in place",
     )
     common.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs on errors")
