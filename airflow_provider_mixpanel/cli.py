@@ -15,9 +15,13 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
+from collections.abc import Iterator
+from types import FrameType
 from typing import IO, Any
 
 from airflow_provider_mixpanel import __version__
@@ -33,6 +37,10 @@ PROG = "mixpanel-stream"
 FLUSH_INTERVAL = 1.0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+# A process ended by signal N exits with 128 + N, as shells report it (SIGTERM: 143).
+EXIT_SIGNAL_BASE = 128
+# `timeout`, `kill` and a closed terminal: each ends the export through its cleanup, not mid-write.
+STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,6 +129,11 @@ def _add_kind(commands: Any, kind: StreamKind, parents: list[argparse.ArgumentPa
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with _signals_stop_the_export():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     # A connection in AIRFLOW_CONN_<ID> that Airflow itself would take from there is read without
     # importing Airflow (over a second); any other store is Airflow's to search.
     connection = connection_from_environment(args.conn_id)
@@ -145,13 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         return _fail(err, args.debug, EXIT_USAGE, f"--output {args.output}: {err.strerror or err}")
     sink = target.file if target is not None else os.fdopen(os.dup(1), "wb", buffering=WRITE_BUFFER_BYTES)
-    out = _writer(args, sink)
     saved_stdout = os.dup(1)
     os.dup2(2, 1)
     records: Any = None
     client: Any = None
     done = False
     try:
+        # Inside the try: the Parquet encoder imports pyarrow, long enough for a signal to arrive.
+        out = _writer(args, sink)
         client, records = _open_stream(args, connection, retry)
         count = _write(records, out, progress)
         if args.output_format == "parquet":
@@ -198,6 +212,29 @@ def main(argv: list[str] | None = None) -> int:
         where = f" written to {args.output}" if target is not None else ""
         print(f"{PROG}: {count:,} records{where}", file=sys.stderr)
     return 0
+
+
+@contextlib.contextmanager
+def _signals_stop_the_export() -> Iterator[None]:
+    """While the command runs, SIGTERM and SIGHUP raise SystemExit(128 + N) instead of killing the
+    process where it stands, so the cleanup runs (a temporary ``--output`` file is removed). The
+    previous handlers come back afterwards: tests call :func:`main` in their own process."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    # A signal already ignored stays ignored (`nohup` ignores SIGHUP on purpose).
+    replaced = [number for number in STOPPING_SIGNALS if signal.getsignal(number) == signal.SIG_DFL]
+    for number in replaced:
+        signal.signal(number, _exit_on_signal)
+    try:
+        yield
+    finally:
+        for number in replaced:
+            signal.signal(number, signal.SIG_DFL)
+
+
+def _exit_on_signal(number: int, frame: FrameType | None) -> None:
+    raise SystemExit(EXIT_SIGNAL_BASE + number)
 
 
 def _writes_file(args: argparse.Namespace) -> bool:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import pty
+import signal
 import socket
 import stat
 import subprocess
@@ -212,6 +213,54 @@ def test_a_complete_export_replaces_an_existing_file(mixpanel, capfd, tmp_path):
     assert main(["events", "--from", DAY, "--to", DAY, "--output", str(path), "-q"]) == 0
     assert path.read_bytes().count(b"\n") == 50 and not path.read_bytes().startswith(b"x")
     assert [p.name for p in tmp_path.iterdir()] == ["events.jsonl"]
+
+
+def _wait_for(condition, *, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stopping_signal_removes_the_temporary_file(make_server, tmp_path, number):
+    # A slow body: the export is still running when the signal comes (`timeout 5 mixpanel-stream ...`).
+    server = make_server(events_per_day=20_000, bytes_per_second=200_000)
+    home = tmp_path / "home"
+    home.mkdir()
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    args = ["events", "--from", DAY, "--to", DAY, "-q", "--output", str(out_dir / "events.jsonl")]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_mixpanel", *args],
+        env=_env(home, AIRFLOW_CONN_MIXPANEL_DEFAULT=server.connection_json()),
+        stderr=subprocess.PIPE,
+    )
+    try:
+        started = _wait_for(lambda: any(out_dir.iterdir()) and bool(server.export_requests()), timeout=60)
+        assert started, "the export did not start"
+        process.send_signal(number)
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    stderr = process.stderr.read().decode()  # type: ignore[union-attr]
+    process.stderr.close()  # type: ignore[union-attr]
+    assert code == 128 + number, stderr
+    assert list(out_dir.iterdir()) == [], "the temporary file was left behind"
+    assert "Traceback" not in stderr, stderr
+
+
+@pytest.mark.integration
+def test_main_gives_the_signal_handlers_back(mixpanel, capfd):
+    mixpanel(events_per_day=5)
+    before = [signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGHUP)]
+    assert main(["events", "--from", DAY, "--to", DAY, "-q"]) == 0
+    assert [signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGHUP)] == before
 
 
 @pytest.mark.integration
