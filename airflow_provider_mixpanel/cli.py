@@ -22,7 +22,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, TextIO, cast
 
 from airflow_provider_mixpanel import __version__
 from airflow_provider_mixpanel.cli_retry import RetryPlan, add_retry_arguments, retry_plan
@@ -30,7 +30,7 @@ from airflow_provider_mixpanel.env_connection import connection_from_environment
 from airflow_provider_mixpanel.kinds import KINDS, StreamKind
 from airflow_provider_mixpanel.output_file import WRITE_BUFFER_BYTES, OutputFile
 from airflow_provider_mixpanel.schemas import OUTPUT_FORMATS
-from airflow_provider_mixpanel.terminal_progress import Progress, is_terminal
+from airflow_provider_mixpanel.terminal_progress import Progress, StderrThatMayClose, is_terminal
 
 PROG = "mixpanel-stream"
 # Output is flushed at least this often (seconds), so `| jq` sees a slow stream as it comes.
@@ -129,7 +129,7 @@ def _add_kind(commands: Any, kind: StreamKind, parents: list[argparse.ArgumentPa
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    with _signals_stop_the_export():
+    with _signals_stop_the_export(), _stderr_that_may_close():
         return _run(args)
 
 
@@ -174,7 +174,11 @@ def _run(args: argparse.Namespace) -> int:
         if target is not None:
             target.commit()
         done = True
-    except BrokenPipeError:
+    except BrokenPipeError as err:
+        # Only the output's pipe can break here (stderr drops what it cannot write). A regular file
+        # is never left uncommitted with exit status 0.
+        if target is not None and target.replaces:
+            return _fail(err, args.debug, EXIT_ERROR, f"{type(err).__name__}: {err}", progress=progress)
         # The reader went away (`| head`): stop quietly, like other Unix tools.
         _close_quietly(records)
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -204,7 +208,8 @@ def _run(args: argparse.Namespace) -> int:
             target.discard()  # a temporary file is removed; a file, device or FIFO that was there is left as it was
         with contextlib.suppress(BrokenPipeError):
             sink.close()
-        sys.stdout.flush()
+        with contextlib.suppress(BrokenPipeError):  # stdout is stderr's pipe here; its reader may be gone
+            sys.stdout.flush()
         os.dup2(saved_stdout, 1)
         os.close(saved_stdout)
     progress.clear()
@@ -231,6 +236,18 @@ def _signals_stop_the_export() -> Iterator[None]:
     finally:
         for number in replaced:
             signal.signal(number, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _stderr_that_may_close() -> Iterator[None]:
+    """While the command runs, a broken pipe on stderr drops progress and messages; the export
+    carries on (see :class:`StderrThatMayClose`)."""
+    stderr = sys.stderr
+    sys.stderr = cast("TextIO", StderrThatMayClose(stderr))
+    try:
+        yield
+    finally:
+        sys.stderr = stderr
 
 
 def _exit_on_signal(number: int, frame: FrameType | None) -> None:

@@ -278,6 +278,27 @@ def test_head_stops_early_and_quietly(mixpanel):
 
 
 @pytest.mark.integration
+def test_stderr_reader_going_away_does_not_stop_a_file_export(mixpanel, tmp_path):
+    server = mixpanel(events_per_day=3000)
+    path = tmp_path / "events.jsonl"
+    # A progress line after every write (not every 10 s), so stderr is written while the export runs.
+    code = (
+        "import sys\n"
+        "import airflow_provider_mixpanel.terminal_progress as progress\n"
+        "progress.LOG_INTERVAL = 0\n"
+        "from airflow_provider_mixpanel.cli import main\n"
+        f"sys.exit(main(['events', '--from', '{DAY}', '--to', '{DAY}', '--output', '{path}']))\n"
+    )
+    result = run(
+        [], env_conn=server.connection_json(), shell=f'set -o pipefail; {sys.executable} -c "{code}" 2>&1 | head -c 20'
+    )
+    assert result.returncode == 0, result.stdout
+    assert len(result.stdout) == 20
+    assert path.read_bytes().count(b"\n") == 3000, "the export stopped when stderr's reader went away"
+    assert [p.name for p in tmp_path.iterdir()] == ["events.jsonl"], "a temporary file was left behind"
+
+
+@pytest.mark.integration
 def test_wrong_secret_is_one_clear_line(mixpanel):
     server = mixpanel()
     result = run(
