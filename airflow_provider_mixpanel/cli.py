@@ -39,6 +39,8 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 # A process ended by signal N exits with 128 + N, as shells report it (SIGTERM: 143).
 EXIT_SIGNAL_BASE = 128
+# Ctrl-C (SIGINT), reported the same way.
+EXIT_INTERRUPTED = EXIT_SIGNAL_BASE + signal.SIGINT
 # `timeout`, `kill` and a closed terminal: each ends the export through its cleanup, not mid-write.
 STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -130,7 +132,10 @@ def _add_kind(commands: Any, kind: StreamKind, parents: list[argparse.ArgumentPa
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with _signals_stop_the_export(), _stderr_that_may_close():
-        return _run(args)
+        try:
+            return _run(args)
+        except KeyboardInterrupt:  # before the export (`import airflow`, a FIFO waiting for a reader)
+            return EXIT_INTERRUPTED
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -187,7 +192,7 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         progress.clear()
         _close_quietly(records)
-        return 130
+        return EXIT_INTERRUPTED
     except MixpanelConfigError as err:
         return _fail(err, args.debug, EXIT_USAGE, progress=progress)
     except MixpanelError as err:

@@ -256,6 +256,34 @@ def test_a_stopping_signal_removes_the_temporary_file(make_server, tmp_path, num
 
 
 @pytest.mark.integration
+def test_ctrl_c_while_a_fifo_waits_for_its_reader_exits_130_quietly(mixpanel, tmp_path):
+    server = mixpanel(events_per_day=5)
+    fifo = tmp_path / "events.pipe"
+    os.mkfifo(fifo)
+    home = tmp_path / "home"
+    home.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_mixpanel", "events", "--from", DAY, "--to", DAY, "-o", str(fifo)],
+        env=_env(home, AIRFLOW_CONN_MIXPANEL_DEFAULT=server.connection_json()),
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # Linux names where a process sleeps: opening a FIFO for writing waits for a reader there.
+        wchan = Path(f"/proc/{process.pid}/wchan")
+        assert _wait_for(lambda: wchan.read_text() == "wait_for_partner", timeout=60), "never waited for a reader"
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    stderr = process.stderr.read().decode()  # type: ignore[union-attr]
+    process.stderr.close()  # type: ignore[union-attr]
+    assert code == 130 and stderr == "", stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and not server.export_requests()
+
+
+@pytest.mark.integration
 def test_main_gives_the_signal_handlers_back(mixpanel, capfd):
     mixpanel(events_per_day=5)
     before = [signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGHUP)]
