@@ -15,10 +15,14 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
-from typing import IO, Any
+from collections.abc import Iterator
+from types import FrameType
+from typing import IO, Any, TextIO, cast
 
 from airflow_provider_mixpanel import __version__
 from airflow_provider_mixpanel.cli_retry import RetryPlan, add_retry_arguments, retry_plan
@@ -26,13 +30,19 @@ from airflow_provider_mixpanel.env_connection import connection_from_environment
 from airflow_provider_mixpanel.kinds import KINDS, StreamKind
 from airflow_provider_mixpanel.output_file import WRITE_BUFFER_BYTES, OutputFile
 from airflow_provider_mixpanel.schemas import OUTPUT_FORMATS
-from airflow_provider_mixpanel.terminal_progress import Progress, is_terminal
+from airflow_provider_mixpanel.terminal_progress import Progress, StderrThatMayClose, is_terminal
 
 PROG = "mixpanel-stream"
 # Output is flushed at least this often (seconds), so `| jq` sees a slow stream as it comes.
 FLUSH_INTERVAL = 1.0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+# A process ended by signal N exits with 128 + N, as shells report it (SIGTERM: 143).
+EXIT_SIGNAL_BASE = 128
+# Ctrl-C (SIGINT), reported the same way.
+EXIT_INTERRUPTED = EXIT_SIGNAL_BASE + signal.SIGINT
+# `timeout`, `kill` and a closed terminal: each ends the export through its cleanup, not mid-write.
+STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         "-o",
         metavar="FILE",
-        help="write to FILE instead of stdout; a regular file is replaced only once the export is complete "
-        "(a failed export leaves it as it was), a device or FIFO is written in place",
+        help="write to FILE instead of stdout; a regular file (also behind a symlink) is replaced only once the "
+        "export is complete (a failed export leaves it as it was), a device or FIFO is written in place",
     )
     common.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs on errors")
@@ -121,6 +131,14 @@ def _add_kind(commands: Any, kind: StreamKind, parents: list[argparse.ArgumentPa
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with _signals_stop_the_export(), _stderr_that_may_close():
+        try:
+            return _run(args)
+        except KeyboardInterrupt:  # before the export (`import airflow`, a FIFO waiting for a reader)
+            return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
     # A connection in AIRFLOW_CONN_<ID> that Airflow itself would take from there is read without
     # importing Airflow (over a second); any other store is Airflow's to search.
     connection = connection_from_environment(args.conn_id)
@@ -145,13 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         return _fail(err, args.debug, EXIT_USAGE, f"--output {args.output}: {err.strerror or err}")
     sink = target.file if target is not None else os.fdopen(os.dup(1), "wb", buffering=WRITE_BUFFER_BYTES)
-    out = _writer(args, sink)
     saved_stdout = os.dup(1)
     os.dup2(2, 1)
     records: Any = None
     client: Any = None
     done = False
     try:
+        # Inside the try: the Parquet encoder imports pyarrow, long enough for a signal to arrive.
+        out = _writer(args, sink)
         client, records = _open_stream(args, connection, retry)
         count = _write(records, out, progress)
         if args.output_format == "parquet":
@@ -160,7 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         if target is not None:
             target.commit()
         done = True
-    except BrokenPipeError:
+    except BrokenPipeError as err:
+        # Only the output's pipe can break here (stderr drops what it cannot write). A regular file
+        # is never left uncommitted with exit status 0.
+        if target is not None and target.replaces:
+            return _fail(err, args.debug, EXIT_ERROR, f"{type(err).__name__}: {err}", progress=progress)
         # The reader went away (`| head`): stop quietly, like other Unix tools.
         _close_quietly(records)
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -169,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         progress.clear()
         _close_quietly(records)
-        return 130
+        return EXIT_INTERRUPTED
     except MixpanelConfigError as err:
         return _fail(err, args.debug, EXIT_USAGE, progress=progress)
     except MixpanelError as err:
@@ -190,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             target.discard()  # a temporary file is removed; a file, device or FIFO that was there is left as it was
         with contextlib.suppress(BrokenPipeError):
             sink.close()
-        sys.stdout.flush()
+        with contextlib.suppress(BrokenPipeError):  # stdout is stderr's pipe here; its reader may be gone
+            sys.stdout.flush()
         os.dup2(saved_stdout, 1)
         os.close(saved_stdout)
     progress.clear()
@@ -198,6 +222,41 @@ def main(argv: list[str] | None = None) -> int:
         where = f" written to {args.output}" if target is not None else ""
         print(f"{PROG}: {count:,} records{where}", file=sys.stderr)
     return 0
+
+
+@contextlib.contextmanager
+def _signals_stop_the_export() -> Iterator[None]:
+    """While the command runs, SIGTERM and SIGHUP raise SystemExit(128 + N) instead of killing the
+    process where it stands, so the cleanup runs (a temporary ``--output`` file is removed). The
+    previous handlers come back afterwards: tests call :func:`main` in their own process."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    # A signal already ignored stays ignored (`nohup` ignores SIGHUP on purpose).
+    replaced = [number for number in STOPPING_SIGNALS if signal.getsignal(number) == signal.SIG_DFL]
+    for number in replaced:
+        signal.signal(number, _exit_on_signal)
+    try:
+        yield
+    finally:
+        for number in replaced:
+            signal.signal(number, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _stderr_that_may_close() -> Iterator[None]:
+    """While the command runs, a broken pipe on stderr drops progress and messages; the export
+    carries on (see :class:`StderrThatMayClose`)."""
+    stderr = sys.stderr
+    sys.stderr = cast("TextIO", StderrThatMayClose(stderr))
+    try:
+        yield
+    finally:
+        sys.stderr = stderr
+
+
+def _exit_on_signal(number: int, frame: FrameType | None) -> None:
+    raise SystemExit(EXIT_SIGNAL_BASE + number)
 
 
 def _writes_file(args: argparse.Namespace) -> bool:

@@ -3,8 +3,9 @@
 A person at a terminal who mistyped a host wants the error at once; a scheduled job wants the
 retries that ride out a bad minute. When stderr is a terminal and neither ``--max-retries`` nor
 ``--max-retry-after`` is given, connection errors and 5xx answers are retried a couple of times
-with short waits, and the error says how to ask for more. Otherwise the hook's policy applies
-(:class:`~airflow_provider_mixpanel.retry.RetryPolicy`'s defaults), with the flags' values.
+with short waits, and the error says how to ask for more; a 429 (a Retry-After, the hourly quota)
+is waited for as in scripts, since waiting is the only way past it. Otherwise the hook's policy
+applies (:class:`~airflow_provider_mixpanel.retry.RetryPolicy`'s defaults), with the flags' values.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from urllib.parse import urlsplit
 from airflow_provider_mixpanel.errors import MixpanelError, MixpanelRateLimitError, MixpanelServerError
 from airflow_provider_mixpanel.retry import DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER, RetryPolicy
 
-# At a terminal: two retries after 0.5 s and 1 s (with jitter), about 2 s before the error.
-INTERACTIVE_POLICY = RetryPolicy(max_retries=2, backoff_base=0.5, backoff_max=1.0, max_retry_after=10.0)
+# At a terminal, after a connection error or a 5xx: two retries after 0.5 s and 1 s (with jitter),
+# about 2 s before the error. 429s keep the default policy.
+QUICK_SERVER_ERROR_RETRIES = RetryPolicy(max_retries=2, backoff_base=0.5, backoff_max=1.0)
+INTERACTIVE_POLICY = RetryPolicy(server_errors=QUICK_SERVER_ERROR_RETRIES)
 # At a terminal a host that does not answer fails after this long per attempt, not the client's 10 s.
 INTERACTIVE_CONNECT_TIMEOUT = 3.0
 
@@ -39,11 +42,10 @@ class RetryPlan:
         host = urlsplit(client.export_url).netloc
         if host not in message:
             message = f"{message.rstrip()} (host {host})."
-        if self.quick:
+        if self.quick and isinstance(error, MixpanelServerError):  # only these are given up on early
             message += (
-                f" Gave up early because stderr is a terminal: --max-retries N and --max-retry-after SECONDS "
-                f"ask for more (scripts get {DEFAULT_MAX_RETRIES} retries and waits of up to "
-                f"{DEFAULT_MAX_RETRY_AFTER:.0f} s)."
+                f" Gave up early because stderr is a terminal: --max-retries N asks for more (scripts get "
+                f"{DEFAULT_MAX_RETRIES} retries, about a minute in all)."
             )
         return message
 
@@ -54,14 +56,14 @@ def add_retry_arguments(parser: argparse.ArgumentParser) -> None:
         type=_non_negative_int,
         metavar="N",
         help=f"retries of a request after a connection error, a 5xx or a 429 (default {DEFAULT_MAX_RETRIES}; "
-        f"{INTERACTIVE_POLICY.max_retries}, with short waits, when stderr is a terminal)",
+        f"after a connection error or a 5xx, {QUICK_SERVER_ERROR_RETRIES.max_retries} with short waits when stderr "
+        "is a terminal)",
     )
     parser.add_argument(
         "--max-retry-after",
         type=_non_negative_float,
         metavar="SECONDS",
-        help=f"longest wait honoured for a Retry-After or the hourly quota (default {DEFAULT_MAX_RETRY_AFTER:.0f}; "
-        f"{INTERACTIVE_POLICY.max_retry_after:.0f} when stderr is a terminal)",
+        help=f"longest wait honoured for a Retry-After or the hourly quota (default {DEFAULT_MAX_RETRY_AFTER:.0f})",
     )
 
 

@@ -515,7 +515,7 @@ class MixpanelClient:
                 reason,
                 wait,
                 state.retries,
-                state.policy.max_retries,
+                state.policy.for_error(error).max_retries,
             )
         self._sleep(wait)
         self._check_not_cancelled(what)

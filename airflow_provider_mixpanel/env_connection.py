@@ -72,7 +72,8 @@ def connection_from_environment(conn_id: str) -> EnvironmentConnection | None:
         return None
     try:
         connection = _from_json(conn_id, value) if value[0] == "{" else _from_uri(conn_id, value)
-    except ValueError:  # Airflow's own message says what is wrong with the value
+    # Airflow's own message says what is wrong with the value (TypeError: a port that is a list or an object).
+    except (ValueError, TypeError):
         return None
     if connection is None or not _is_json_object(connection.extra):
         return None

@@ -2,9 +2,10 @@
 
 A regular file (or a name not yet taken) is written under a temporary name beside it and renamed
 over the target only once the export is complete: a failed export leaves a file that was there
-exactly as it was, and no partial file. Anything else (a device such as ``/dev/null``, a FIFO, a
-symlink such as ``/dev/stdout``) is written in place, the way a shell's ``>`` does, and is never
-removed or renamed over: it was not ours to remove.
+exactly as it was, and no partial file. A symlink is followed: to a regular file or to nothing, the
+file it points to is replaced that way (the link stays a link); to anything else, that is written
+in place. Anything else (a device such as ``/dev/null``, a FIFO, ``/dev/stdout``) is written in
+place, the way a shell's ``>`` does, and is never removed or renamed over: it was not ours to remove.
 """
 
 from __future__ import annotations
@@ -30,13 +31,16 @@ class OutputFile:
     def __init__(self, path: str):
         self.path = path
         self._temporary: str | None = None
+        # The file a symlink names is the one replaced, not the link: a failed export must leave
+        # the file the user had as it was, and the link keeps pointing where it did.
+        self._replaced = os.path.realpath(path)
         try:
-            before = os.lstat(path)
-        except FileNotFoundError:
+            before: os.stat_result | None = os.stat(path)  # follows links, unlike lstat
+        except FileNotFoundError:  # a new name, or a link to nothing yet
             before = None
         if before is None or stat.S_ISREG(before.st_mode):
-            self._temporary, fd = _create_beside(path, before)
-        else:  # a device, FIFO or symlink: written in place, as ``>`` would
+            self._temporary, fd = _create_beside(self._replaced, before)
+        else:  # a device or FIFO (perhaps behind a link, like /dev/stdout): written in place, as ``>`` would
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, NEW_FILE_MODE)
         self.file: BinaryIO = os.fdopen(fd, "wb", buffering=WRITE_BUFFER_BYTES)
 
@@ -60,7 +64,7 @@ class OutputFile:
         finally:
             os.close(fd)
         self.file.close()
-        os.replace(self._temporary, self.path)
+        os.replace(self._temporary, self._replaced)
         self._temporary = None
 
     def discard(self) -> None:

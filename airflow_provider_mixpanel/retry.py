@@ -40,6 +40,9 @@ class RetryPolicy:
         hourly-quota wait that would add up to more, fails the call at once.
     :param quota_poll_interval: seconds between attempts while the hourly quota is spent and
         Mixpanel did not say how long to wait.
+    :param server_errors: the retries and backoff of a connection error or a 5xx answer when they
+        differ from a 429's (``mixpanel-stream`` at a terminal: a few short ones, while a 429 still
+        waits as long as Mixpanel asks); ``None``: this policy's.
     """
 
     max_retries: int = DEFAULT_MAX_RETRIES
@@ -47,10 +50,17 @@ class RetryPolicy:
     backoff_max: float = DEFAULT_BACKOFF_MAX
     max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
     quota_poll_interval: float = DEFAULT_QUOTA_POLL_INTERVAL
+    server_errors: RetryPolicy | None = None
 
     def without_retries(self) -> RetryPolicy:
         """The same policy, answering at the first failure (``test_connection``)."""
-        return replace(self, max_retries=0, max_retry_after=0.0)
+        return replace(self, max_retries=0, max_retry_after=0.0, server_errors=None)
+
+    def for_error(self, error: MixpanelError) -> RetryPolicy:
+        """The policy whose retries and backoff apply to ``error``."""
+        if self.server_errors is not None and isinstance(error, MixpanelServerError):
+            return self.server_errors
+        return self
 
     def backoff(self, retry: int) -> float:
         """Seconds before retry number ``retry`` (1-based) when Mixpanel did not say."""
@@ -83,7 +93,9 @@ class RetryState:
                 )
             self.quota_waited += wait
             return wait, None
+        # One count of retries, judged by the limit of the failure at hand.
+        retries = policy.for_error(error)
         self.retries += 1
-        if self.retries > policy.max_retries:
+        if self.retries > retries.max_retries:
             return 0.0, f"failed after {self.retries} attempts"
-        return (retry_after if retry_after is not None else policy.backoff(self.retries)), None
+        return (retry_after if retry_after is not None else retries.backoff(self.retries)), None

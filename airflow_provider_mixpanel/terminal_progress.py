@@ -4,6 +4,8 @@ and ``pv``; a plain line every :data:`LOG_INTERVAL` seconds into a file or pipe.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from typing import Any, TextIO
 
@@ -67,6 +69,38 @@ class Progress:
             self.stream.write(REWRITE)
             self.stream.flush()
             self._shown = False
+
+
+class StderrThatMayClose:
+    """Stderr for a command whose stderr reader may go away (``2>&1 | head -c 20``): what is left to
+    say is dropped, never raised. Progress and warnings are not the command's output; a broken pipe
+    there must not stop an export or be mistaken for the output's reader leaving."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._drop_the_rest()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._drop_the_rest()
+
+    def _drop_the_rest(self) -> None:
+        """Point the descriptor at /dev/null: later lines, and the flush at exit, then succeed."""
+        with contextlib.suppress(OSError, ValueError):  # a capture stream in tests has no descriptor
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding...: the stream's own
+        return getattr(self.stream, name)
 
 
 def is_terminal(stream: Any) -> bool:

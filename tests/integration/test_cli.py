@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import pty
+import signal
 import socket
 import stat
 import subprocess
@@ -214,6 +215,82 @@ def test_a_complete_export_replaces_an_existing_file(mixpanel, capfd, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["events.jsonl"]
 
 
+def _wait_for(condition, *, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stopping_signal_removes_the_temporary_file(make_server, tmp_path, number):
+    # A slow body: the export is still running when the signal comes (`timeout 5 mixpanel-stream ...`).
+    server = make_server(events_per_day=20_000, bytes_per_second=200_000)
+    home = tmp_path / "home"
+    home.mkdir()
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    args = ["events", "--from", DAY, "--to", DAY, "-q", "--output", str(out_dir / "events.jsonl")]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_mixpanel", *args],
+        env=_env(home, AIRFLOW_CONN_MIXPANEL_DEFAULT=server.connection_json()),
+        stderr=subprocess.PIPE,
+    )
+    try:
+        started = _wait_for(lambda: any(out_dir.iterdir()) and bool(server.export_requests()), timeout=60)
+        assert started, "the export did not start"
+        process.send_signal(number)
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    stderr = process.stderr.read().decode()  # type: ignore[union-attr]
+    process.stderr.close()  # type: ignore[union-attr]
+    assert code == 128 + number, stderr
+    assert list(out_dir.iterdir()) == [], "the temporary file was left behind"
+    assert "Traceback" not in stderr, stderr
+
+
+@pytest.mark.integration
+def test_ctrl_c_while_a_fifo_waits_for_its_reader_exits_130_quietly(mixpanel, tmp_path):
+    server = mixpanel(events_per_day=5)
+    fifo = tmp_path / "events.pipe"
+    os.mkfifo(fifo)
+    home = tmp_path / "home"
+    home.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_mixpanel", "events", "--from", DAY, "--to", DAY, "-o", str(fifo)],
+        env=_env(home, AIRFLOW_CONN_MIXPANEL_DEFAULT=server.connection_json()),
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # Linux names where a process sleeps: opening a FIFO for writing waits for a reader there.
+        wchan = Path(f"/proc/{process.pid}/wchan")
+        assert _wait_for(lambda: wchan.read_text() == "wait_for_partner", timeout=60), "never waited for a reader"
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    stderr = process.stderr.read().decode()  # type: ignore[union-attr]
+    process.stderr.close()  # type: ignore[union-attr]
+    assert code == 130 and stderr == "", stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and not server.export_requests()
+
+
+@pytest.mark.integration
+def test_main_gives_the_signal_handlers_back(mixpanel, capfd):
+    mixpanel(events_per_day=5)
+    before = [signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGHUP)]
+    assert main(["events", "--from", DAY, "--to", DAY, "-q"]) == 0
+    assert [signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGHUP)] == before
+
+
 @pytest.mark.integration
 def test_head_stops_early_and_quietly(mixpanel):
     server = mixpanel(events_per_day=200_000)
@@ -226,6 +303,27 @@ def test_head_stops_early_and_quietly(mixpanel):
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(b"\n") == 3
     assert result.stderr == b""
+
+
+@pytest.mark.integration
+def test_stderr_reader_going_away_does_not_stop_a_file_export(mixpanel, tmp_path):
+    server = mixpanel(events_per_day=3000)
+    path = tmp_path / "events.jsonl"
+    # A progress line after every write (not every 10 s), so stderr is written while the export runs.
+    code = (
+        "import sys\n"
+        "import airflow_provider_mixpanel.terminal_progress as progress\n"
+        "progress.LOG_INTERVAL = 0\n"
+        "from airflow_provider_mixpanel.cli import main\n"
+        f"sys.exit(main(['events', '--from', '{DAY}', '--to', '{DAY}', '--output', '{path}']))\n"
+    )
+    result = run(
+        [], env_conn=server.connection_json(), shell=f'set -o pipefail; {sys.executable} -c "{code}" 2>&1 | head -c 20'
+    )
+    assert result.returncode == 0, result.stdout
+    assert len(result.stdout) == 20
+    assert path.read_bytes().count(b"\n") == 3000, "the export stopped when stderr's reader went away"
+    assert [p.name for p in tmp_path.iterdir()] == ["events.jsonl"], "a temporary file was left behind"
 
 
 @pytest.mark.integration

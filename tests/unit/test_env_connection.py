@@ -78,6 +78,8 @@ def _as_text(extra: dict) -> dict:
         json.dumps({"conn_type": "mixpanel", "extra": "[1, 2]"}),  # Airflow refuses: not an object
         json.dumps({"conn_type": "mixpanel", "extra_dejson": {"project_id": 1}}),  # Airflow: unknown key
         json.dumps({"conn_type": "mixpanel", "port": "eighty"}),
+        json.dumps({"conn_type": "mixpanel", "port": [443]}),  # int() raises TypeError, not ValueError
+        json.dumps({"conn_type": "mixpanel", "port": {"number": 443}}),
         "mixpanel://a://b://c",
         "mixpanel://user:secret@https://proxy.example.com",  # Airflow: "Invalid connection string"
         "mixpanel://user:secret@host/?__extra__=not-json",

@@ -53,15 +53,66 @@ def test_new_file_gets_the_umask_mode(tmp_path):
     assert stat.S_IMODE((tmp_path / "new.jsonl").stat().st_mode) == 0o644
 
 
-def test_a_symlink_is_written_in_place_and_kept_on_failure(tmp_path):
+def test_a_failed_export_through_a_symlink_leaves_the_real_file_as_it_was(tmp_path):
     real = tmp_path / "real.jsonl"
-    real.write_bytes(b"")
+    real.write_bytes(b"keep me\n")
     link = tmp_path / "link.jsonl"
     link.symlink_to(real)
     output = OutputFile(str(link))
+    output.file.write(b"partial")
+    output.file.flush()
+    assert real.read_bytes() == b"keep me\n", "the file behind the link changed before the export was complete"
+    output.discard()
+    assert link.is_symlink() and real.read_bytes() == b"keep me\n"
+    assert _names(tmp_path) == ["link.jsonl", "real.jsonl"], "a temporary file was left behind"
+
+
+def test_commit_through_a_symlink_replaces_the_real_file_and_keeps_the_link(tmp_path):
+    real = tmp_path / "real.jsonl"
+    real.write_bytes(b"old\n")
+    real.chmod(0o640)
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    output = OutputFile(str(link))
+    output.file.write(b"new\n")
+    output.commit()
+    assert link.is_symlink() and os.readlink(link) == str(real), "the link was replaced by a file"
+    assert real.read_bytes() == b"new\n"
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640, "the replaced file lost its mode"
+    assert _names(tmp_path) == ["link.jsonl", "real.jsonl"]
+
+
+def test_a_dangling_symlink_gets_its_file_only_when_the_export_is_complete(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(elsewhere / "real.jsonl")
+    output = OutputFile(str(link))
+    output.file.write(b"partial")
+    output.discard()
+    assert _names(elsewhere) == [], "a failed export left a partial file behind the link"
+    output = OutputFile(str(link))
+    output.file.write(b"line\n")
+    output.commit()
+    assert link.is_symlink() and (elsewhere / "real.jsonl").read_bytes() == b"line\n"
+    assert _names(elsewhere) == ["real.jsonl"]
+
+
+def test_a_symlink_to_a_fifo_is_written_in_place(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "link"
+    link.symlink_to(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    output = OutputFile(str(link))
     output.file.write(b"line\n")
     output.discard()
-    assert link.is_symlink() and real.read_bytes() == b"line\n", "a symlink must be written through, never removed"
+    reader.join(timeout=10)
+    assert received == [b"line\n"]
+    assert link.is_symlink() and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert _names(tmp_path) == ["link", "pipe"]
 
 
 def test_a_fifo_is_written_in_place_and_stays_a_fifo(tmp_path):

@@ -70,9 +70,23 @@ def test_hourly_quota_waits_do_not_spend_retries_but_are_bounded():
     assert wait == 0 and "hourly quota" in (why or "")
 
 
+def test_server_errors_can_have_retries_of_their_own():
+    quick = RetryPolicy(max_retries=1, backoff_base=0.5, backoff_max=0.5)
+    policy = RetryPolicy(max_retries=3, backoff_base=10, backoff_max=10, server_errors=quick)
+    state = RetryState(policy)
+    assert 0.25 <= state.next_wait(MixpanelServerError("502"))[0] <= 0.5
+    assert state.next_wait(MixpanelServerError("502"))[1] == "failed after 2 attempts"
+    state = RetryState(policy)
+    waits = [state.next_wait(rate_limited())[0] for _ in range(3)]
+    assert all(5 <= wait <= 10 for wait in waits), "a 429 got the server errors' retries"
+    assert state.next_wait(rate_limited())[1] == "failed after 4 attempts"
+
+
 def test_without_retries_answers_at_the_first_failure():
     state = RetryState(RetryPolicy().without_retries())
     assert state.next_wait(MixpanelServerError("502"))[1] is not None
+    quick = RetryPolicy(server_errors=RetryPolicy(max_retries=2)).without_retries()
+    assert RetryState(quick).next_wait(MixpanelServerError("502"))[1] is not None
     assert RetryState(RetryPolicy().without_retries()).next_wait(rate_limited(HOURLY))[1] is not None
 
 

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
 from airflow_provider_mixpanel.cli_retry import INTERACTIVE_POLICY, retry_plan
-from airflow_provider_mixpanel.retry import RetryPolicy
+from airflow_provider_mixpanel.errors import MixpanelRateLimitError, MixpanelServerError
+from airflow_provider_mixpanel.retry import DEFAULT_QUOTA_POLL_INTERVAL, RetryPolicy, RetryState
 from airflow_provider_mixpanel.terminal_progress import LOG_INTERVAL, REWRITE, TERMINAL_INTERVAL, Progress
+
+# Mixpanel's answer when the 60 queries of the rolling hour are spent.
+HOURLY = "Query rate limit exceeded. 1/5 queries running concurrently and 61/60 queries running in the last hour."
+
+
+def rate_limited(message: str = "slow down", retry_after: float | None = None) -> MixpanelRateLimitError:
+    return MixpanelRateLimitError("429", retry_after=retry_after, http_status=429, api_message=message)
 
 
 def test_live_line_is_rewritten_in_place_with_records_bytes_rate_and_elapsed():
@@ -48,6 +57,22 @@ def test_quiet_is_never_due():
 def test_terminal_without_flags_retries_quickly():
     plan = retry_plan(None, None, interactive=True)
     assert plan.quick and plan.policy == INTERACTIVE_POLICY
+
+
+def test_at_a_terminal_only_connection_errors_and_5xx_give_up_early():
+    plan = retry_plan(None, None, interactive=True)
+    assert plan.policy.for_error(MixpanelServerError("502")).max_retries == 2
+    # A 429 is waited for as in scripts: the hourly quota and a long Retry-After are not given up on.
+    assert plan.policy.for_error(rate_limited()) == RetryPolicy(server_errors=plan.policy.server_errors)
+    assert RetryState(plan.policy).next_wait(rate_limited(retry_after=60)) == (60, None)
+    assert RetryState(plan.policy).next_wait(rate_limited(HOURLY)) == (DEFAULT_QUOTA_POLL_INTERVAL, None)
+
+
+def test_at_a_terminal_a_429_is_not_said_to_be_given_up_early():
+    plan = retry_plan(None, None, interactive=True)
+    client = SimpleNamespace(export_url="https://data.mixpanel.com/api/2.0/export")
+    assert "stderr is a terminal" not in plan.explain(rate_limited(retry_after=900), client)
+    assert "--max-retries" in plan.explain(MixpanelServerError("Connection refused."), client)
 
 
 def test_without_a_terminal_the_retry_policy_is_the_hooks():
