@@ -316,6 +316,13 @@ class Leases:
                     record["renewed_at"],
                 )
         elif record is None:
+            newer = _newer_format(found.data)
+            if newer is not None:  # a newer provider's lease may well be alive: never taken for junk
+                raise StorageConflictError(
+                    f"{uri} is a window lease of format {newer}, newer than this provider reads "
+                    f"({LEASE_FORMAT_VERSION}): a newer airflow-provider-mixpanel writes this window. Upgrade the "
+                    "provider on this worker (all workers should run one version), then retry this task."
+                )
             log.warning("Taking over %s: it is not a lease this provider wrote.", uri)
         try:
             return self.store.put(name, self._encode("writing", token), LEASE_CONTENT_TYPE, if_version=found.version)
@@ -475,6 +482,15 @@ class Leases:
             f"This task's lease {lease.uri} was taken over {by}: another task writes the window now, so this one "
             "stopped. Let one task at a time write a window."
         )
+
+
+def _newer_format(data: bytes) -> int | None:
+    """The format version of a lease written by a newer provider, or ``None``."""
+    try:
+        version = json.loads(data).get("lease_format_version")
+    except (ValueError, AttributeError):
+        return None
+    return version if type(version) is int and version > LEASE_FORMAT_VERSION else None
 
 
 def _decode(data: bytes) -> LeaseRecord | None:

@@ -479,3 +479,17 @@ def test_a_zombie_restarting_after_a_take_over_never_deletes_the_new_writers_par
     assert isinstance(zombie.error, LeaseLostError), zombie.error
     assert store.operations("delete").count("ev/2024-03-01/part-00000.jsonl") == 1, "only the new writer's own"
     assert whole(store, B)
+
+
+def test_a_lease_of_a_newer_format_is_never_taken_for_junk(store):
+    newer = {"lease_format_version": 99, "state": "writing", "holder": "a newer provider"}
+    store.put(LEASE, json.dumps(newer).encode(), "application/json")
+    with pytest.raises(StorageConflictError, match="format 99, newer than this provider reads"):
+        Leases(store, writer()).acquire(LEASE)
+    assert json.loads(store.objects[LEASE]) == newer, "the newer lease was overwritten"
+
+
+def test_an_object_that_is_no_lease_at_all_is_taken_over(store):
+    store.put(LEASE, b"not json", "application/json")
+    held = Leases(store, writer()).acquire(LEASE)
+    assert json.loads(store.objects[LEASE])["token"] == held.token
