@@ -44,8 +44,9 @@ class WindowEvent(TypedDict):
 
 def outlet_assets(outlets: Iterable[Any]) -> list[Any]:
     """The concrete assets among a task's outlets (Airflow 3 ``Asset``, Airflow 2 ``Dataset``);
-    aliases and references name no asset to give an event to."""
-    return [o for o in outlets if type(o).__name__ in ("Asset", "Dataset")]
+    aliases and references name no asset to give an event to. A subclass of ``Asset`` is one too
+    (by name along its classes: no Airflow import here)."""
+    return [o for o in outlets if any(c.__name__ in ("Asset", "Dataset") for c in type(o).__mro__)]
 
 
 def emit_window_events(context: Mapping[str, Any], outlets: Iterable[Any], windows: list[WindowEvent]) -> list[str]:

@@ -49,6 +49,17 @@ def test_each_window_is_a_partition_key_with_its_details_keyed_by_window():
         assert keys == [], "no partition keys before Airflow 3.3"
 
 
+def test_a_subclass_of_asset_gets_the_windows_too():
+    asset, outlet_events = _asset_and_events()
+    subclass = type("MixpanelEventsAsset", (type(asset),), {})
+    try:
+        mine = subclass(name="mine", uri="s3://b/mine/")
+    except TypeError:  # Airflow 2.11: a Dataset is its URI
+        mine = subclass("s3://b/mine/")
+    emit_window_events({"outlet_events": outlet_events}, [mine], WINDOWS)
+    assert outlet_events[mine].extra[WINDOWS_KEY]["2024-03-01"]["records"] == 10
+
+
 def test_no_outlets_no_events():
     _, outlet_events = _asset_and_events()
     assert emit_window_events({"outlet_events": outlet_events}, [], WINDOWS) == []
