@@ -130,7 +130,7 @@ def metadata_after_runs(runs: int, *, expire: bool) -> str:
     import pyarrow.parquet as pq
     from pyiceberg.catalog.sql import SqlCatalog
 
-    from airflow_provider_mixpanel.schemas import EVENT_COLUMNS
+    from airflow_provider_mixpanel.schemas import record_columns
     from airflow_provider_mixpanel.transfers.iceberg_table import (
         TABLE_PROPERTIES,
         iceberg_schema,
@@ -143,7 +143,7 @@ def metadata_after_runs(runs: int, *, expire: bool) -> str:
         root = Path(home)
         catalog = SqlCatalog("bench", uri=f"sqlite:///{root}/catalog.db", warehouse=f"file://{root}/warehouse")
         catalog.create_namespace("bench")
-        schema = iceberg_schema(EVENT_COLUMNS)
+        schema = iceberg_schema(record_columns("events", raw=False))
         table = catalog.create_table(
             "bench.year", schema=schema, partition_spec=partition_spec(schema, dated=True), properties=TABLE_PROPERTIES
         )
