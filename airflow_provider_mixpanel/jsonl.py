@@ -167,7 +167,7 @@ def loads_object(line: bytes) -> dict[str, Any]:
     except ValueError as err:
         raise MixpanelMalformedRecordError(f"Line is not valid JSON ({err}): {preview(line)}") from None
     except RecursionError:  # msgspec and the standard library both stop at Python's recursion limit
-        raise too_deep(line) from None
+        raise too_deep(preview(line)) from None
     if not isinstance(value, dict):
         raise MixpanelMalformedRecordError(
             f"Line is JSON but not an object (got {type(value).__name__}): {preview(line)}"
@@ -175,10 +175,11 @@ def loads_object(line: bytes) -> dict[str, Any]:
     return value
 
 
-def too_deep(line: bytes) -> MixpanelMalformedRecordError:
-    """The error of a line nested deeper than the parsers go (Python's recursion limit)."""
+def too_deep(shown: str) -> MixpanelMalformedRecordError:
+    """The error of a line nested deeper than the parsers go (Python's recursion limit); ``shown``:
+    the line's start, as :func:`preview` gives it."""
     return MixpanelMalformedRecordError(
-        f"Line is nested deeper than {sys.getrecursionlimit()} levels, more than can be read: {preview(line)}"
+        f"Line is nested deeper than {sys.getrecursionlimit()} levels, more than can be read: {shown}"
     )
 
 
@@ -303,9 +304,10 @@ def convert_lines(
             try:
                 record = convert(line)
             except (MixpanelMalformedRecordError, RecursionError) as caught:
+                shown = preview(line) if isinstance(line, bytes) else repr(line)[:_PREVIEW_CHARS]
                 # Each road's parser stops at the recursion limit in its own place: one error for all.
-                err = caught if isinstance(caught, MixpanelMalformedRecordError) else too_deep(_text(line))
-                err.locate(number, preview(line) if isinstance(line, bytes) else repr(line)[:_PREVIEW_CHARS])
+                err = caught if isinstance(caught, MixpanelMalformedRecordError) else too_deep(shown)
+                err.locate(number, shown)
                 if on_malformed is None:
                     raise err from None
                 on_malformed(line, err)
@@ -317,11 +319,6 @@ def convert_lines(
         close = getattr(lines, "close", None)
         if close is not None:
             close()
-
-
-def _text(line: Any) -> bytes:
-    """A line as bytes for its error's preview (a parsed record shows as its repr)."""
-    return line if isinstance(line, bytes) else repr(line).encode()
 
 
 def _refuse_constant(name: str) -> Any:
